@@ -1,0 +1,60 @@
+# The two commands of the README: `make run` (the demo on the embedded default) and `make test`.
+# Each prepares, once, what it needs on a fresh machine: .venv, the Delta jars, an Airflow home.
+SHELL := /bin/bash
+PYTHON ?= python3
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+BIN := $(VENV)/bin
+JARS := $(ROOT)/.jars
+
+export AGRILAKE_HOME ?= $(ROOT)
+export AIRFLOW_HOME ?= $(ROOT)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER ?= $(ROOT)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+export AIRFLOW__CORE__UNIT_TEST_MODE ?= False
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PATH := $(BIN):$(PATH)
+
+.PHONY: run test setup venv jars airflow-home lint bench clean
+
+run: setup
+	$(BIN)/agrilake demo
+
+test: setup
+	bash infra/run_tests.sh
+
+setup: venv jars airflow-home
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml infra/constraints.txt
+	@echo ">> creating $(VENV) and installing agrilake (first time: ~1-3 min)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -c infra/constraints.txt -e '.[dev]'
+	$(BIN)/uv pip check --python $(BIN)/python
+	touch $@
+
+jars: $(JARS)/.fetched
+$(JARS)/.fetched: infra/jars/pom.xml
+	@echo ">> fetching the Delta jars from Maven Central into $(JARS)"
+	@command -v mvn >/dev/null || { echo "Maven (mvn) is needed to fetch the Delta jars: apt-get install maven"; exit 1; }
+	mkdir -p $(JARS)
+	mvn -q -B -f infra/jars/pom.xml dependency:copy-dependencies -DoutputDirectory=$(JARS) \
+	    -DexcludeTransitive=true -DincludeScope=runtime
+	touch $@
+
+airflow-home: $(AIRFLOW_HOME)/.migrated
+$(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
+	@echo ">> preparing the Airflow home $(AIRFLOW_HOME) (SQLite)"
+	mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1; }
+	touch $@
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python -m jobs.bench
+
+clean:
+	rm -rf data .airflow .pytest_cache spark-warehouse

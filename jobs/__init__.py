@@ -1,0 +1,3 @@
+"""agrilake: the rural credit and logistics lakehouse pipeline."""
+
+__version__ = "0.1.0"
