@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures (throughput, memory); never asserted in tests."""

@@ -1,0 +1,77 @@
+"""The ops.* tables: ingest log, quarantine, data-quality results, export manifests."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+from jobs import tables
+from jobs.quality import SuiteResult
+
+INGEST_LOG_DDL = (
+    "batch_id string, system string, feed string, delivery_date date, file_name string, file_sha256 string, "
+    "file_bytes bigint, status string, read bigint, accepted bigint, quarantined bigint, "
+    "schema_drift array<string>, message string, ingested_at timestamp"
+)
+QUARANTINE_DDL = (
+    "stage string, feed string, reason string, detail string, raw string, record map<string,string>, "
+    "_file_sha256 string, _file_name string, _line bigint, _delivery_date date, _batch_id string, "
+    "quarantined_at timestamp"
+)
+DQ_RESULTS_DDL = (
+    "run_id string, suite string, table_name string, partition string, expectation string, column_name string, "
+    "kwargs string, severity string, success boolean, observed string, validated_at timestamp"
+)
+
+SCHEMAS = {"ingest_log": INGEST_LOG_DDL, "quarantine": QUARANTINE_DDL, "dq_results": DQ_RESULTS_DDL}
+
+
+def ensure(spark) -> None:
+    """Create the ops tables that do not exist yet."""
+    for name, ddl in SCHEMAS.items():
+        tables.create_if_missing(spark, "ops", name, ddl)
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def record_dq_results(spark, result: SuiteResult, *, table: str, partition: str = "", run_id: str | None = None) -> str:
+    """Append one row per expectation of `result` to ops.dq_results; returns the run id."""
+    ensure(spark)
+    run_id = run_id or new_run_id()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = [
+        (run_id, result.suite, table, partition, o.expectation, o.column, json.dumps(o.kwargs, default=str, sort_keys=True),
+         o.severity, o.success, o.observed, now)
+        for o in result.outcomes
+    ]
+    df = spark.createDataFrame(rows, DQ_RESULTS_DDL)
+    tables.append(df, "ops", "dq_results")
+    return run_id
+
+
+def latest_dq(spark, table: str, partition: str = "") -> dict | None:
+    """The newest validation of `table` (and partition): {run_id, suite, success, failed, validated_at}."""
+    from pyspark.sql import functions as F
+
+    if not tables.exists(spark, "ops", "dq_results"):
+        return None
+    df = tables.read(spark, "ops", "dq_results").where((F.col("table_name") == table) & (F.col("partition") == partition))
+    last = df.agg(F.max("validated_at").alias("t")).first()["t"]
+    if last is None:
+        return None
+    rows = df.where(F.col("validated_at") == last).collect()
+    failed = [
+        {"expectation": r.expectation, "column": r.column_name, "severity": r.severity, "observed": r.observed}
+        for r in rows if not r.success
+    ]
+    return {
+        "run_id": rows[0].run_id,
+        "suite": rows[0].suite,
+        "success": not any(f["severity"] == "critical" for f in failed),
+        "expectations": len(rows),
+        "failed": failed,
+        "validated_at": last.isoformat(),
+    }
