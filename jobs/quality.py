@@ -80,8 +80,13 @@ def _gx_context():
     global _context
     if _context is None:
         import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
         _context = gx.get_context(mode="ephemeral")
+        _context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        # GX configures its own loggers on import: quieten them after it has.
+        for name in ("great_expectations", "great_expectations.data_context.types.base"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     return _context
 
 

@@ -1,0 +1,32 @@
+"""The first real DAG, run through Airflow: it must write a Delta table that MERGE and time travel work on."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.conftest import dag_run_state, run_dag
+
+pytestmark = pytest.mark.integration
+
+
+def test_doctor_dag_writes_a_delta_table(airflow_env, spark, tmp_path):
+    lake = tmp_path / "lake"
+    proc = run_dag(airflow_env, "agrilake_doctor", "2026-11-01", {"AGRILAKE_LAKEHOUSE": str(lake)})
+    assert proc.returncode == 0 and dag_run_state(proc) == "success", proc.stdout[-4000:] + proc.stderr[-4000:]
+
+    table = lake / "ops" / "doctor_check"
+    assert (table / "_delta_log").is_dir()
+    now = {r.id: r.product for r in spark.read.format("delta").load(str(table)).collect()}
+    assert now == {1: "grain", 2: "fruit", 3: "herb"}
+    v0 = {r.id: r.product for r in spark.read.format("delta").option("versionAsOf", 0).load(str(table)).collect()}
+    assert v0 == {1: "grain", 2: "tea"}
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{table}`").select("operation").collect()
+    assert {r.operation for r in history} >= {"WRITE", "MERGE"}
+
+
+def test_a_failing_stage_fails_the_task(airflow_env, tmp_path):
+    # No Delta jars: the doctor exits non-zero, and the task (and the run) must be marked failed.
+    proc = run_dag(airflow_env, "agrilake_doctor", "2026-11-02",
+                   {"AGRILAKE_LAKEHOUSE": str(tmp_path / "lake"), "AGRILAKE_JARS": str(tmp_path / "nojars")})
+    assert dag_run_state(proc) == "failed", proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "Delta jars are missing" in proc.stdout + proc.stderr

@@ -1,0 +1,86 @@
+"""Settings, the Spark factory, the contracts loader and the GX wrapper."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs import contracts, quality
+from jobs.settings import Settings
+from jobs.spark import RuntimeMissing, check_jars, spark_conf
+
+
+def test_settings_defaults_and_overrides(monkeypatch, tmp_path):
+    for var in ("AGRILAKE_LANDING", "AGRILAKE_LAKEHOUSE", "AGRILAKE_SPARK_MASTER"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AGRILAKE_HOME", str(tmp_path))
+    s = Settings.from_env()
+    assert s.landing == str(tmp_path / "data" / "landing")
+    assert s.lakehouse == str(tmp_path / "data" / "lakehouse")
+    assert s.spark_master == "local[*]" and s.is_local
+    monkeypatch.setenv("AGRILAKE_SPARK_MASTER", "spark://127.0.0.1:7077")
+    monkeypatch.setenv("AGRILAKE_LAKEHOUSE", "s3a://lake/agrilake")
+    s = Settings.from_env()
+    assert not s.is_local
+    assert s.table_path("gold", "coop_credit_profile") == "s3a://lake/agrilake/gold/coop_credit_profile"
+
+
+def test_secret_is_not_in_repr(monkeypatch):
+    monkeypatch.setenv("AGRILAKE_PSEUDO_KEY", "s3cret-value")
+    assert "s3cret-value" not in repr(Settings.from_env())
+
+
+def test_missing_jars_say_how_to_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("AGRILAKE_JARS", str(tmp_path / "none"))
+    with pytest.raises(RuntimeMissing, match="make setup"):
+        check_jars(Settings.from_env())
+
+
+def test_spark_conf_has_delta_and_loopback():
+    conf = spark_conf(Settings.from_env(), test=True)
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert conf["spark.sql.catalog.spark_catalog"].endswith("DeltaCatalog")
+    assert "delta-spark" in conf["spark.jars"] and "delta-storage" in conf["spark.jars"]
+    assert conf["spark.sql.shuffle.partitions"] == "1" and conf["spark.ui.enabled"] == "false"
+    assert conf["spark.driver.host"] == "127.0.0.1"
+
+
+def test_session_is_delta_enabled(spark):
+    assert spark.conf.get("spark.sql.session.timeZone") == "Asia/Shanghai"
+    assert spark.sparkContext.master == "local[1]"
+
+
+def test_contracts_cover_the_ten_feeds():
+    names = set(contracts.feeds())
+    assert names == {
+        "ref_divisions", "coop_cooperatives", "coop_members", "coop_sales", "postal_outlets",
+        "postal_shipment_events", "postal_cold_chain_readings", "bank_loans", "bank_repayments", "bank_subsidies",
+    }
+    loans = contracts.feed("bank_loans")
+    assert loans.key == ("loan_id",) and loans.version_by == "updated_at"
+    assert loans.column("borrower_ric").pii == "ric"
+    assert contracts.feed("coop_members").pii_columns == ["member_ric", "member_name"]
+
+
+def test_silver_contracts_carry_no_clear_pii():
+    for name, table in contracts.silver_tables().items():
+        cols = {c.name for c in table.columns}
+        assert not cols & {"legal_rep_name", "legal_rep_ric", "phone", "member_ric", "member_name", "borrower_ric",
+                           "beneficiary_ric"}, name
+        assert {"_delivery_date", "_file_sha256", "_line"} <= cols, name
+
+
+def test_gx_wrapper_passes_fails_and_gates(spark):
+    df = spark.createDataFrame([(1, "a"), (2, None)], "id int, name string")
+    result = quality.validate(df, "unit", [
+        {"expectation": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}, "severity": "critical"},
+        {"expectation": "expect_column_values_to_not_be_null", "kwargs": {"column": "name"}, "severity": "warning"},
+    ])
+    assert result.success and len(result.warnings) == 1 and result.warnings[0].column == "name"
+    quality.gate(result)
+    failing = quality.validate(df, "unit", [
+        {"expectation": "expect_column_values_to_be_between", "kwargs": {"column": "id", "max_value": 1},
+         "severity": "critical"},
+    ])
+    assert not failing.success
+    with pytest.raises(quality.QualityGateFailed, match="expect_column_values_to_be_between"):
+        quality.gate(failing)
