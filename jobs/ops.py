@@ -27,6 +27,13 @@ DQ_RESULTS_DDL = (
 SCHEMAS = {"ingest_log": INGEST_LOG_DDL, "quarantine": QUARANTINE_DDL, "dq_results": DQ_RESULTS_DDL}
 
 
+def rows_df(spark, ddl: str, rows: list[dict]):
+    """A DataFrame of `ddl` from dicts (keys = the DDL's column names)."""
+    schema = spark.createDataFrame([], ddl).schema
+    names = schema.fieldNames()
+    return spark.createDataFrame([tuple(r.get(n) for n in names) for r in rows], schema)
+
+
 def ensure(spark) -> None:
     """Create the ops tables that do not exist yet."""
     for name, ddl in SCHEMAS.items():
@@ -75,3 +82,19 @@ def latest_dq(spark, table: str, partition: str = "") -> dict | None:
         "failed": failed,
         "validated_at": last.isoformat(),
     }
+
+
+EXPORT_MANIFESTS_DDL = (
+    "export_id string, platform string, dataset string, as_of_date date, bucket string, prefix string, "
+    "status string, row_count bigint, files int, bytes bigint, manifest_sha256 string, quality_success boolean, "
+    "source_version bigint, pipeline_version string, message string, seconds double, exported_at timestamp"
+)
+
+
+def record_export(spark, row: dict) -> None:
+    """Append one export attempt (complete, failed or refused) to ops.export_manifests."""
+    tables.create_if_missing(spark, "ops", "export_manifests", EXPORT_MANIFESTS_DDL)
+    names = [part.strip().split(" ", 1)[0] for part in EXPORT_MANIFESTS_DDL.split(",")]
+    values = {**row, "exported_at": row.get("exported_at") or datetime.now(UTC).replace(tzinfo=None)}
+    df = spark.createDataFrame([tuple(values.get(n) for n in names)], EXPORT_MANIFESTS_DDL)
+    tables.append(df, "ops", "export_manifests")

@@ -64,13 +64,39 @@ def _class_name(snake: str) -> str:
     return "".join(part.capitalize() for part in snake.split("_"))
 
 
-def load_suite(name: str, directory: Path | None = None) -> list[dict[str, Any]]:
-    """Expectations of `expectations/<name>.yaml` as [{expectation, kwargs, severity}]."""
+def _fill(value: Any, context: dict[str, Any]) -> Any:
+    """Replace a whole-string placeholder like "{key_columns}" with the context's value (any type)."""
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}") and value[1:-1] in context:
+        return context[value[1:-1]]
+    if isinstance(value, dict):
+        return {k: _fill(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, context) for v in value]
+    return value
+
+
+def load_suite(name: str, directory: Path | None = None, context: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Expectations of `expectations/<name>.yaml` as [{expectation, kwargs, severity}].
+
+    A suite shared by many tables names its columns through placeholders filled from `context`
+    (e.g. `column_set: "{columns}"`), and `for_each: <context list>` repeats an expectation once
+    per column of that list (its kwargs get `column`).
+    """
     path = (directory or EXPECTATIONS_DIR) / f"{name}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"no expectation suite {path}: add it or fix the suite name")
     spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return list(spec.get("expectations", []))
+    context = context or {}
+    out = []
+    for raw in spec.get("expectations", []):
+        item = {k: v for k, v in raw.items() if k != "for_each"}
+        if "for_each" in raw:
+            for column in context.get(raw["for_each"], []):
+                kwargs = dict(_fill(item.get("kwargs", {}), context), column=column)
+                out.append({**item, "kwargs": kwargs})
+        else:
+            out.append({**item, "kwargs": _fill(item.get("kwargs", {}), context)})
+    return out
 
 
 _context = None
