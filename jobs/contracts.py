@@ -15,6 +15,14 @@ import yaml
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
+# Silver entities per domain, in dependency order (a table's references come before it).
+SILVER_DOMAINS = {
+    "divisions": ["divisions"],
+    "coop": ["cooperatives", "members", "sales"],
+    "postal": ["outlets", "shipment_events", "cold_chain_readings"],
+    "bank": ["loans", "installments", "subsidies"],
+}
+
 SPARK_TYPES = {
     "string": "string",
     "date": "date",

@@ -91,10 +91,34 @@ EXPORT_MANIFESTS_DDL = (
 )
 
 
-def record_export(spark, row: dict) -> None:
-    """Append one export attempt (complete, failed or refused) to ops.export_manifests."""
+def record_exports(spark, rows: list[dict]) -> None:
+    """Append export attempts (complete, failed or refused) to ops.export_manifests, in one commit."""
+    if not rows:
+        return
     tables.create_if_missing(spark, "ops", "export_manifests", EXPORT_MANIFESTS_DDL)
     names = [part.strip().split(" ", 1)[0] for part in EXPORT_MANIFESTS_DDL.split(",")]
-    values = {**row, "exported_at": row.get("exported_at") or datetime.now(UTC).replace(tzinfo=None)}
-    df = spark.createDataFrame([tuple(values.get(n) for n in names)], EXPORT_MANIFESTS_DDL)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    df = spark.createDataFrame([tuple({"exported_at": now, **r}.get(n) for n in names) for r in rows],
+                               EXPORT_MANIFESTS_DDL)
     tables.append(df, "ops", "export_manifests")
+
+
+def latest_delivery(spark):
+    """The newest delivery date the ingest log has seen (None before the first ingest)."""
+    from pyspark.sql import functions as F
+
+    if not tables.exists(spark, "ops", "ingest_log"):
+        return None
+    return tables.read(spark, "ops", "ingest_log").agg(F.max("delivery_date")).first()[0]
+
+
+def resolve_date(spark, value: str):
+    """`YYYY-MM-DD`, or `latest` (asset-triggered runs): the newest delivery ingested."""
+    from datetime import date
+
+    if value != "latest":
+        return date.fromisoformat(value)
+    newest = latest_delivery(spark)
+    if newest is None:
+        raise SystemExit("--date latest: nothing has been ingested yet; run the ingest DAGs (or agrilake ingest) first")
+    return newest

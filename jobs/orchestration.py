@@ -51,6 +51,25 @@ def default_args(**overrides) -> dict:
     return args
 
 
+def asset(layer: str, table: str):
+    """The Airflow Asset of one lakehouse table (the same name everywhere: DAGs schedule on it)."""
+    from airflow.sdk import Asset
+
+    return Asset(name=f"{layer}.{table}", uri=f"agrilake://{layer}/{table}", group="agrilake")
+
+
+def bronze_assets(system: str) -> list:
+    from jobs import contracts
+
+    return [asset("bronze", f.name) for f in contracts.systems()[system]]
+
+
+def silver_assets(domain: str) -> list:
+    from jobs.contracts import SILVER_DOMAINS
+
+    return [asset("silver", t) for t in SILVER_DOMAINS[domain]]
+
+
 def stage_task(task_id: str, module: str, argv: list[str], **kwargs):
     """An Airflow task that runs one pipeline stage for the run's date (argv may use {{ ds }})."""
     from airflow.providers.standard.operators.python import PythonOperator

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 
 from jobs.settings import Settings, get_settings
 
@@ -63,6 +64,8 @@ def get_spark(app_name: str = "agrilake", *, settings: Settings | None = None, t
 
     settings = settings or get_settings()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Python workers must run this interpreter (the venv: pandas, stdnum, jobs), not whatever is on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     check_java()
     master = "local[1]" if test else settings.spark_master
     builder = SparkSession.builder.appName(app_name).master(master)

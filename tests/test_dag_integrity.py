@@ -21,7 +21,7 @@ LOADER = r"""
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
-heavy = sorted(m for m in ("pyspark", "delta", "great_expectations", "boto3") if m in sys.modules)
+heavy = sorted(m for m in ("pyspark", "delta", "great_expectations") if m in sys.modules)
 out = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "heavy_imports": heavy, "dags": {}}
 for dag_id, dag in bag.dags.items():
     out["dags"][dag_id] = {
@@ -61,7 +61,7 @@ def test_every_dag_file_imports(dagbag):
 
 
 def test_parsing_imports_no_heavy_library(dagbag):
-    # The scheduler parses DAG files every few seconds: Spark, GX or boto3 belong in the task, not at import.
+    # The scheduler parses DAG files every few seconds: Spark and GX belong in the task, not at import.
     assert dagbag["heavy_imports"] == [], f"DAG parsing imported {dagbag['heavy_imports']}"
 
 

@@ -1,0 +1,167 @@
+"""Silver on real Spark and Delta: typing, reasons, held references released later, no clear PII, reruns."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from stdnum.cn import ric as stdnum_ric
+from stdnum.cn import uscc as stdnum_uscc
+
+from jobs import bronze, contracts, silver, tables
+from jobs.pseudonymise import person_key
+from jobs.settings import DEMO_PSEUDO_KEY
+from tests.integration.test_bronze import _drop
+from tests.unit.test_landing import _csv
+
+pytestmark = pytest.mark.integration
+
+D1, D2, D3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
+VILLAGE = "110101001001"
+
+
+def valid_uscc(body: str = "93110101MA01ABCD1") -> str:
+    return body + stdnum_uscc.calc_check_digit(body)
+
+
+def valid_ric(body: str = "11010119800101001") -> str:
+    return body + stdnum_ric.calc_check_digit(body + "0")
+
+
+def divisions_csv() -> bytes:
+    feed = contracts.feed("ref_divisions")
+    rows = [
+        dict(division_code="110000000000", name="北京市", level="province", valid_from="2000-01-01"),
+        dict(division_code="110100000000", name="市辖区", level="prefecture", parent_code="110000000000",
+             valid_from="2000-01-01"),
+        dict(division_code="110101000000", name="东城区", level="county", parent_code="110100000000",
+             valid_from="2000-01-01"),
+        dict(division_code="110101001000", name="东华门街道", level="township", parent_code="110101000000",
+             valid_from="2000-01-01"),
+        dict(division_code=VILLAGE, name="多福巷社区", level="village", parent_code="110101001000",
+             urban_rural_code="111", valid_from="2000-01-01"),
+    ]
+    return _csv(feed.column_names, rows)
+
+
+def coop_row(coop_id: str, **over) -> dict:
+    row = dict(coop_id=coop_id, uscc=valid_uscc(), name="东城果蔬专业合作社", village_code=VILLAGE, legal_rep_name="王五",
+               legal_rep_ric=valid_ric(), phone="13912345678", established_date="2015-03-01", member_count="12",
+               land_area_mu="88.5", main_products="fruit|vegetable", status="active",
+               updated_at="2026-10-31T10:00:00+08:00")
+    row.update(over)
+    return row
+
+
+def member_row(coop_id: str, ric: str, **over) -> dict:
+    row = dict(coop_id=coop_id, member_ric=ric, member_name="赵六", household_size="4", land_area_mu="6.5",
+               joined_date="2020-01-01", updated_at="2026-10-31T10:00:00+08:00")
+    row.update(over)
+    return row
+
+
+def sales_jsonl(rows: list[dict]) -> bytes:
+    base = dict(product_code="fruit", channel="postal_ecommerce", quantity_kg=100, amount_cny=1234.5,
+                sale_date="2026-10-30", buyer_county_code="110101")
+    return ("\n".join(json.dumps({**base, **r}, ensure_ascii=False) for r in rows) + "\n").encode()
+
+
+@pytest.fixture
+def landed(tmp_path, lakehouse):
+    root = tmp_path / "landing"
+    coops, members = contracts.feed("coop_cooperatives"), contracts.feed("coop_members")
+    _drop(root, "ref_divisions", D1, "divisions.csv", divisions_csv())
+    _drop(root, "coop_cooperatives", D1, "coops.csv", _csv(coops.column_names, [
+        coop_row("C1"),
+        coop_row("C2", uscc="93110101MA01ABCD19"),  # bad check character
+        coop_row("C3", village_code="110101001999"),  # a village nobody delivered
+        coop_row("C1"),  # the same version twice: a duplicate, not a second version
+    ]))
+    _drop(root, "coop_members", D1, "members.csv", _csv(members.column_names, [
+        member_row("C1", valid_ric()),
+        member_row("C1", valid_ric("44030419900101001"), member_ric=valid_ric("44030419900101001")[:-1] + "9"),
+        member_row("C1", valid_ric("44030419900101002"), joined_date="2020-13-01"),
+    ]))
+    _drop(root, "coop_sales", D1, "sales.jsonl", sales_jsonl([
+        {"sale_id": "S1", "coop_id": "C1"},
+        {"sale_id": "S2", "coop_id": "C7"},  # C7 arrives on D2: held, then released
+        {"sale_id": "S3", "coop_id": "C1", "amount_cny": -5},
+        {"sale_id": "S4", "coop_id": "C1", "channel": "pigeon"},
+    ]))
+    _drop(root, "coop_cooperatives", D2, "coops-2.csv", _csv(coops.column_names, [
+        coop_row("C7", uscc=valid_uscc("93110101MA01ABCD7")),
+        coop_row("C1", status="suspended", updated_at="2026-11-02T08:00:00+08:00"),
+    ]))
+    _drop(root, "coop_sales", D2, "sales-2.jsonl", sales_jsonl([{"sale_id": "S1", "coop_id": "C1"}]))
+    return root
+
+
+def _run(spark, root, day):
+    bronze.ingest(spark, None, day, str(root))
+    return {c["table"]: c for c in silver.run(spark, None, day)}
+
+
+def _ledger(spark):
+    return {(r.feed, r._line, r._delivery_date): (r.outcome, r.reason) for r in
+            tables.read(spark, "ops", "silver_ledger").collect()}
+
+
+def test_reasons_hold_release_and_dedup(spark, landed):
+    first = _run(spark, landed, D1)
+    assert first["cooperatives"]["accepted"] == 1 and first["cooperatives"]["duplicate"] == 1
+    led = _ledger(spark)
+    assert led[("coop_cooperatives", 3, D1)] == ("quarantined", "BAD_USCC")
+    assert led[("coop_cooperatives", 4, D1)] == ("held", "UNKNOWN_DIVISION")
+    assert led[("coop_members", 3, D1)] == ("quarantined", "BAD_RIC")
+    assert led[("coop_members", 4, D1)] == ("quarantined", "BAD_DATE")
+    assert led[("coop_sales", 2, D1)] == ("held", "UNKNOWN_REF")
+    assert led[("coop_sales", 3, D1)] == ("quarantined", "OUT_OF_RANGE")
+    assert led[("coop_sales", 4, D1)] == ("quarantined", "NOT_ALLOWED")
+    assert {r.sale_id for r in tables.read(spark, "silver", "sales").collect()} == {"S1"}
+
+    second = _run(spark, landed, D2)
+    assert second["sales"]["accepted"] == 1 and second["sales"]["duplicate"] == 1  # S2 released, S1 resent
+    sales = {r.sale_id: r for r in tables.read(spark, "silver", "sales").collect()}
+    assert set(sales) == {"S1", "S2"}
+    assert sales["S2"]._delivery_date == D1 and str(sales["S2"].amount_cny) == "1234.50"
+    assert _ledger(spark)[("coop_sales", 2, D1)] == ("accepted", None)
+    versions = tables.read(spark, "silver", "cooperatives").where("coop_id = 'C1'").orderBy("updated_at").collect()
+    assert [v.status for v in versions] == ["active", "suspended"]
+    assert [v._delivery_date for v in versions] == [D1, D2]
+
+
+def test_pseudonymised_and_no_clear_pii_anywhere(spark, landed):
+    _run(spark, landed, D1)
+    member = tables.read(spark, "silver", "members").first()
+    assert member.person_key == person_key(valid_ric(), DEMO_PSEUDO_KEY)
+    assert member.birth_date == date(1980, 1, 1)
+    clear = {valid_ric(), "王五", "赵六", "13912345678"}
+    for name in contracts.silver_tables():
+        df = tables.read(spark, "silver", name)
+        strings = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
+        for row in df.select(*strings).collect():
+            for value in row:
+                assert value is None or not any(c in value for c in clear), (name, value)
+
+
+def test_rerun_changes_nothing_and_counts_reconcile(spark, landed):
+    _run(spark, landed, D1)
+    _run(spark, landed, D2)
+
+    def snapshot():
+        return {n: sorted(map(str, tables.read(spark, "silver", n).drop("_batch_id").collect()))
+                for n in ("cooperatives", "members", "sales")}
+
+    before = snapshot()
+    again = _run(spark, landed, D2)
+    assert all(c["accepted"] == 0 for c in again.values())
+    assert snapshot() == before
+    rows = silver.reconcile(spark, D2, ["coop_cooperatives", "coop_members", "coop_sales"], "test")
+    assert rows and all(r["balanced"] for r in rows)
+
+
+def test_refuses_to_start_without_a_key_outside_demo(spark, landed, monkeypatch):
+    monkeypatch.setenv("AGRILAKE_DEMO", "0")
+    monkeypatch.delenv("AGRILAKE_PSEUDO_KEY", raising=False)
+    assert silver.main(["--date", D1.isoformat()]) == 1
