@@ -92,6 +92,47 @@ def print_counts(settings) -> None:
             print(f"  {r.feed:<28}{r.accepted or 0:>10}{r.quarantined or 0:>10}{r.duplicate or 0:>10}{r.held or 0:>8}")
 
 
+def print_manifests(store) -> None:
+    print("\nexports (manifest-complete datasets):")
+    for platform in ("bank", "gov"):
+        client = store.client(platform)
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=platform)
+        keys = [o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"].endswith("_manifest.json")]
+        for key in sorted(keys):
+            print(f"  s3://{platform}/{key}")
+    print(f"  endpoint {store.endpoint()} (restart with `agrilake objectstore start`; "
+          f"credentials in {store.credentials_file}, mode 0600)")
+
+
+def print_gold_summary(settings) -> None:
+    from pyspark.sql import functions as F
+
+    from jobs import tables
+    from jobs.spark import get_spark
+
+    spark = get_spark("agrilake-demo-summary")
+    if not tables.exists(spark, "gold", "coop_credit_profile"):
+        return
+    coops = tables.read(spark, "gold", "coop_credit_profile")
+    newest = coops.agg(F.max("as_of_date")).first()[0]
+    print(f"\ngold as of {newest}: credit tiers per county")
+    tiers = (coops.where(F.col("as_of_date") == newest).groupBy("county_code", "county_name")
+             .pivot("credit_tier", ["A", "B", "C", "D"]).count().orderBy("county_code").collect())
+    print(f"  {'county':<8}{'name':<12}{'A':>5}{'B':>5}{'C':>5}{'D':>5}")
+    for r in tiers:
+        print(f"  {r.county_code:<8}{(r.county_name or '')[:10]:<12}{r.A or 0:>5}{r.B or 0:>5}{r.C or 0:>5}{r.D or 0:>5}")
+    logi = tables.read(spark, "gold", "logistics_division_daily").where(
+        (F.col("as_of_date") == newest) & (F.col("level") == "county"))
+    print("\n  village coverage and cold chain per county")
+    print(f"  {'county':<14}{'villages':>9}{'covered':>9}{'rate':>7}{'cc deliv.':>10}{'excursion':>10}")
+    for r in logi.orderBy("division_code").collect():
+        rate = "-" if r.coverage_rate is None else f"{r.coverage_rate:.2f}"
+        exc = "-" if r.cold_chain_excursion_rate is None else f"{r.cold_chain_excursion_rate:.2f}"
+        print(f"  {r.division_code:<14}{r.villages_total:>9}{r.villages_covered:>9}{rate:>7}"
+              f"{r.cold_chain_delivered:>10}{exc:>10}")
+    print(f"\n  tables: {settings.lakehouse}/gold/<table> (Delta, partitioned by as_of_date)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agrilake demo", description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="size of the generated demo data (1 = demo)")
@@ -110,7 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     run_dag("agrilake_doctor", DEMO_END, env, logs)
     for dag_id in DEMO_DAGS:
         run_dag(dag_id, DEMO_END, env, logs)
+    from jobs.objectstore import ObjectStore
+
+    store = ObjectStore()
+    print(f">> starting the local object store (SeaweedFS) in {store.root}", flush=True)
+    store.start()
+    try:
+        run_dag("agrilake_export", DEMO_END, env, logs)
+        print_manifests(store)
+    finally:
+        store.stop()
     print_counts(settings)
+    print_gold_summary(settings)
     print(f"\nDemo finished in {time.monotonic() - started:.0f}s. Lakehouse: {settings.lakehouse}; "
           f"Airflow logs: {logs}")
     return 0
@@ -120,4 +172,5 @@ def main(argv: list[str] | None = None) -> int:
 DEMO_DAGS = [
     "agrilake_ingest_ref", "agrilake_ingest_coop", "agrilake_ingest_postal", "agrilake_ingest_bank",
     "agrilake_silver_divisions", "agrilake_silver_coop", "agrilake_silver_postal", "agrilake_silver_bank",
+    "agrilake_gold",
 ]

@@ -582,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     s = get_settings()
     parser = argparse.ArgumentParser(prog="agrilake export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--platform", required=True, choices=sorted(PLATFORMS))
-    parser.add_argument("--date", required=True, type=date.fromisoformat, help="as-of date D (YYYY-MM-DD)")
+    parser.add_argument("--date", required=True, help="as-of date D (YYYY-MM-DD), or `latest` (newest delivery)")
     parser.add_argument("--dataset", action="append", help="only this dataset (repeatable)")
     parser.add_argument("--link", action="store_true", help="after exporting, print a presigned link per manifest")
     parser.add_argument("--links-only", action="store_true", help="print links for an existing export, no export")
@@ -597,11 +597,15 @@ def main(argv: list[str] | None = None) -> int:
         log.info("S3 endpoint %s", target.describe())
         client = s3_client(target)
         if not args.links_only:
+            from jobs import ops
             from jobs.spark import get_spark
 
             spark = get_spark("agrilake-export")
+            args.date = ops.resolve_date(spark, args.date)
             # Each result is logged; stdout is kept for the links, so scripts can read them.
             export_platform(spark, args.platform, args.date, client=client, settings=s, datasets=args.dataset)
+        if isinstance(args.date, str):
+            args.date = date.fromisoformat(args.date)
         if args.link or args.links_only:
             log.info("signing links as %s", mask(target.access_key))
             for dataset, url, expiry in manifest_links(client, args.platform, args.date, expires=args.expires,

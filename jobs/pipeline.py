@@ -41,14 +41,14 @@ def run_date(spark, day: date, stages: list[str]) -> dict[str, float]:
         from jobs import gold
 
         t = time.monotonic()
-        gold.publish(spark, day)
+        gold.publish(spark, gold.read_silver(spark), day)
         timings["gold"] = time.monotonic() - t
     if "export" in stages:
         from jobs import export
 
         t = time.monotonic()
         for platform in ("bank", "gov"):
-            export.export(spark, platform, day)
+            export.export_platform(spark, platform, day)
         timings["export"] = time.monotonic() - t
     return timings
 
