@@ -10,14 +10,14 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 
-from jobs.orchestration import asset, default_args, stage_task
+from jobs.contracts import GOLD_TABLES
+from jobs.orchestration import all_of, asset, default_args, stage_task
 
 with DAG(
     dag_id="agrilake_export",
     description="gold -> s3://bank, s3://gov",
     doc_md=__doc__,
-    schedule=(asset("gold", "coop_credit_profile") & asset("gold", "household_credit_profile")
-              & asset("gold", "logistics_division_daily") & asset("gold", "credit_county_summary")),
+    schedule=all_of([asset("gold", t) for t in GOLD_TABLES]),
     start_date=datetime(2026, 11, 1),
     catchup=False,
     max_active_runs=1,

@@ -9,20 +9,16 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 
-from jobs.orchestration import bronze_assets, default_args, silver_assets, stage_task
+from jobs.orchestration import all_of, bronze_assets, default_args, silver_assets, stage_task
 
 SOURCES = {"divisions": ["ref"], "coop": ["coop"], "postal": ["postal"], "bank": ["bank"]}
 
 for domain, systems in SOURCES.items():
-    inputs = [a for s in systems for a in bronze_assets(s)]
-    schedule = inputs[0]
-    for a in inputs[1:]:
-        schedule = schedule & a
     with DAG(
         dag_id=f"agrilake_silver_{domain}",
         description=f"bronze -> silver ({domain})",
         doc_md=__doc__,
-        schedule=schedule,
+        schedule=all_of([a for s in systems for a in bronze_assets(s)]),
         start_date=datetime(2026, 11, 1),
         catchup=False,
         max_active_runs=1,

@@ -23,6 +23,9 @@ SILVER_DOMAINS = {
     "bank": ["loans", "installments", "subsidies"],
 }
 
+GOLD_TABLES = ["coop_credit_profile", "household_credit_profile", "logistics_division_daily",
+               "credit_county_summary"]
+
 SPARK_TYPES = {
     "string": "string",
     "date": "date",

@@ -58,6 +58,14 @@ def asset(layer: str, table: str):
     return Asset(name=f"{layer}.{table}", uri=f"agrilake://{layer}/{table}", group="agrilake")
 
 
+def all_of(assets: list):
+    """An Asset condition that is met when every one of `assets` has been updated."""
+    import functools
+    import operator
+
+    return functools.reduce(operator.and_, assets)
+
+
 def bronze_assets(system: str) -> list:
     from jobs import contracts
 
