@@ -6,19 +6,17 @@ bank gets the credit profiles, the government the aggregate datasets; each datas
 Airflow connection named by AGRILAKE_S3_CONN_ID, or the environment; they never appear in logs.
 """
 
-from datetime import datetime
-
 from airflow.sdk import DAG, Param
 
 from jobs.contracts import GOLD_TABLES
-from jobs.orchestration import all_of, asset, default_args, stage_task
+from jobs.orchestration import all_of, asset, default_args, stage_task, start_date
 
 with DAG(
     dag_id="agrilake_export",
     description="gold -> s3://bank, s3://gov",
     doc_md=__doc__,
     schedule=all_of([asset("gold", t) for t in GOLD_TABLES]),
-    start_date=datetime(2026, 11, 1),
+    start_date=start_date(),
     catchup=False,
     max_active_runs=1,
     params={"date": Param("latest", type="string", description="as-of date YYYY-MM-DD, or latest")},

@@ -6,19 +6,17 @@ that date's partition. A failed critical expectation fails the task, names the e
 so stops the export DAG (it is scheduled on the gold Assets, which are not updated).
 """
 
-from datetime import datetime
-
 from airflow.sdk import DAG, Param
 
 from jobs.contracts import GOLD_TABLES, SILVER_DOMAINS
-from jobs.orchestration import all_of, asset, default_args, silver_assets, stage_task
+from jobs.orchestration import all_of, asset, default_args, silver_assets, stage_task, start_date
 
 with DAG(
     dag_id="agrilake_gold",
     description="silver -> gold credit and logistics datasets",
     doc_md=__doc__,
     schedule=all_of([a for d in SILVER_DOMAINS for a in silver_assets(d)]),
-    start_date=datetime(2026, 11, 1),
+    start_date=start_date(),
     catchup=False,
     max_active_runs=1,
     params={"date": Param("latest", type="string", description="as-of date YYYY-MM-DD, or latest")},

@@ -5,12 +5,10 @@ files it has not seen (by SHA-256), so reruns change nothing. Each task publishe
 of its system, which schedule the silver DAGs.
 """
 
-from datetime import datetime
-
 from airflow.sdk import DAG
 
 from jobs.contracts import systems
-from jobs.orchestration import bronze_assets, default_args, stage_task
+from jobs.orchestration import bronze_assets, default_args, stage_task, start_date
 
 for system in sorted(systems()):
     with DAG(
@@ -18,7 +16,7 @@ for system in sorted(systems()):
         description=f"landing/{system}/* -> bronze.{system}_*",
         doc_md=__doc__,
         schedule="@daily",
-        start_date=datetime(2026, 11, 1),
+        start_date=start_date(),
         catchup=True,
         max_active_runs=1,
         default_args=default_args(),

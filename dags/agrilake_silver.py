@@ -5,11 +5,9 @@ They conform every bronze row delivered up to the run's date that silver has not
 and publish the silver Assets that schedule the gold DAG.
 """
 
-from datetime import datetime
-
 from airflow.sdk import DAG, Param
 
-from jobs.orchestration import all_of, bronze_assets, default_args, silver_assets, stage_task
+from jobs.orchestration import all_of, bronze_assets, default_args, silver_assets, stage_task, start_date
 
 SOURCES = {"divisions": ["ref"], "coop": ["coop"], "postal": ["postal"], "bank": ["bank"]}
 
@@ -19,7 +17,7 @@ for domain, systems in SOURCES.items():
         description=f"bronze -> silver ({domain})",
         doc_md=__doc__,
         schedule=all_of([a for s in systems for a in bronze_assets(s)]),
-        start_date=datetime(2026, 11, 1),
+        start_date=start_date(),
         catchup=False,
         max_active_runs=1,
         params={"date": Param("latest", type="string", description="as-of date YYYY-MM-DD, or latest")},

@@ -39,7 +39,8 @@ def run_dag(dag_id: str, logical_date: str, env: dict[str, str], log_dir: Path) 
                               stderr=subprocess.STDOUT)
     text = log_file.read_text(errors="replace")
     tail = text.split("DagRun Finished")[-1] if "DagRun Finished" in text else ""
-    if proc.returncode != 0 or "state=success" not in tail:
+    # A run whose date precedes the DAG's start_date schedules nothing and still says success.
+    if proc.returncode != 0 or "state=success" not in tail or "[DAG TEST] running task" not in text:
         print(text[-4000:], file=sys.stderr)
         raise SystemExit(f"DAG {dag_id} failed for {logical_date}; full log: {log_file}")
     print(f"   {dag_id} {logical_date}: success in {time.monotonic() - started:.0f}s (log: {log_file})", flush=True)

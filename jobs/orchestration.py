@@ -14,6 +14,18 @@ log = logging.getLogger(__name__)
 OWNER = "agrilake-data-eng"
 
 
+def start_date():
+    """First logical date of the DAGs (AGRILAKE_DAG_START, default 2026-10-01, the first demo delivery).
+
+    A run for a date before a DAG's start_date schedules no task and still ends 'success': every
+    backfill must lie after this date.
+    """
+    import os
+    from datetime import datetime
+
+    return datetime.fromisoformat(os.environ.get("AGRILAKE_DAG_START", "2026-10-01"))
+
+
 class StageFailed(RuntimeError):
     """A pipeline stage returned a non-zero exit code: the task must fail, not succeed quietly."""
 
