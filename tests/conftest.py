@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# py4j logs "Closing down clientserver connection" at exit, after pytest has closed its streams.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 # Tests run on synthetic data only: the public demo key is fine, and must never be needed elsewhere.
 os.environ.setdefault("AGRILAKE_DEMO", "1")
