@@ -186,7 +186,11 @@ def parse(content: bytes, feed: Feed) -> tuple[list[str], list[str], Iterator[Pa
         return [], [], parse_jsonl(content, feed)
     header, records = parse_csv(content, feed)
     if not header:
-        return ["<header>"], [], iter(())
+        # No readable header: nothing can be matched by name, so every line is quarantined, none lost.
+        lines = _decode(content).splitlines()
+        whole = (ParsedRecord(n, _clean(line), reason=q.MISSING_COLUMN, detail="file has no readable header row")
+                 for n, line in enumerate(lines, start=1) if line.strip())
+        return ["<header>"], [], whole
     missing, extra = header_problems(feed, header)
     if missing:
         detail = "file lacks column(s): " + ", ".join(missing)

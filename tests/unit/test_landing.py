@@ -91,3 +91,11 @@ def test_invalid_utf8_is_quarantined_not_fatal():
     text += ",".join(_row(name="x").values()).encode().replace(b",x,", b",\xff\xfe,") + b"\n"
     _, _, records = landing.parse(text, COOPS)
     assert [r.reason for r in records] == [None, q.MALFORMED_CSV]
+
+
+def test_unreadable_header_quarantines_every_line():
+    text = b'"coop_id"x,uscc\nC1,93\n\nC2,93\n'
+    missing, _, records = landing.parse(text, COOPS)
+    assert missing == ["<header>"]
+    assert [(r.line, r.reason) for r in records] == [(1, q.MISSING_COLUMN), (2, q.MISSING_COLUMN),
+                                                     (4, q.MISSING_COLUMN)]
