@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "objectstore": ("jobs.objectstore", "start/stop the local SeaweedFS object store"),
     "pipeline": ("jobs.pipeline", "run every stage for a date range, without a scheduler"),
     "demo": ("jobs.demo", "the README's main job: demo data through Airflow, then a summary"),
+    "maintenance": ("jobs.maintenance", "OPTIMIZE and VACUUM every Delta table, report sizes before/after"),
+    "airflow": ("jobs.airflow_server", "start/stop/status of a local Airflow (UI, scheduler, dag-processor)"),
 }
 
 

@@ -51,6 +51,9 @@ class Settings:
     export_link_expiry_s: int = 86_400
     # Gov rows aggregating fewer cooperatives than this have their loan figures suppressed.
     gov_min_cell: int = 3
+    # VACUUM keeps files that versions younger than this still need (jobs/maintenance.py); below 168 h
+    # (Delta's own default) readers of older snapshots and time travel can break.
+    vacuum_retention_hours: int = 168
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -82,6 +85,7 @@ class Settings:
             export_multipart_mb=int(_env("AGRILAKE_EXPORT_MULTIPART_MB", "16")),
             export_link_expiry_s=int(_env("AGRILAKE_EXPORT_LINK_EXPIRY", "86400")),
             gov_min_cell=int(_env("AGRILAKE_GOV_MIN_CELL", "3")),
+            vacuum_retention_hours=int(_env("AGRILAKE_VACUUM_RETENTION_HOURS", "168")),
         )
 
     @property

@@ -90,3 +90,85 @@ def history(spark, layer: str, name: str, limit: int = 20):
     from delta.tables import DeltaTable
 
     return DeltaTable.forPath(spark, path(layer, name)).history(limit)
+
+
+# -- maintenance (OPTIMIZE, VACUUM, sizes): used by jobs/maintenance.py -------------------------------------
+
+# Delta refuses a VACUUM retention shorter than the tables' deletedFileRetentionDuration (7 days by
+# default) unless this check is off: a shorter one can delete files that a running reader's snapshot,
+# an in-flight writer or a time-travel query still needs.
+SAFE_RETENTION_HOURS = 168
+
+
+def _hadoop_fs(spark, location: str):
+    """The Hadoop FileSystem and Path of `location`: one listing code for local paths and s3a:// alike."""
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(location)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
+
+
+def list_tables(spark, layers: Iterable[str] = LAYERS) -> list[tuple[str, str]]:
+    """Every Delta table under the lakehouse as (layer, name), found by its `_delta_log` folder."""
+    found = []
+    for layer in layers:
+        root = path(layer, "").rstrip("/")
+        fs, hroot = _hadoop_fs(spark, root)
+        if not fs.exists(hroot):
+            continue
+        for status in fs.listStatus(hroot):
+            name = status.getPath().getName()
+            if status.isDirectory() and not name.startswith(("_", ".")) and exists(spark, layer, name):
+                found.append((layer, name))
+    return sorted(found)
+
+
+def detail(spark, layer: str, name: str) -> dict:
+    """DESCRIBE DETAIL of one table: numFiles and sizeInBytes count the files of the current version only."""
+    from delta.tables import DeltaTable
+
+    row = DeltaTable.forPath(spark, path(layer, name)).detail().first()
+    return {"num_files": int(row["numFiles"] or 0), "size_bytes": int(row["sizeInBytes"] or 0),
+            "partition_columns": list(row["partitionColumns"] or []), "properties": dict(row["properties"] or {})}
+
+
+def storage_usage(spark, layer: str, name: str) -> tuple[int, int]:
+    """(files, bytes) the table's data occupies on storage, old versions included, `_delta_log` excluded.
+
+    This is what VACUUM shrinks (DESCRIBE DETAIL only sees the current version). A content summary
+    is one call per folder instead of listing every file through py4j.
+    """
+    fs, hroot = _hadoop_fs(spark, path(layer, name))
+    total = fs.getContentSummary(hroot)
+    files, size = total.getFileCount(), total.getLength()
+    log_dir = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(hroot, "_delta_log")
+    if fs.exists(log_dir):
+        log_summary = fs.getContentSummary(log_dir)
+        files, size = files - log_summary.getFileCount(), size - log_summary.getLength()
+    return int(files), int(size)
+
+
+def optimize(spark, layer: str, name: str) -> dict:
+    """OPTIMIZE (bin-packing compaction) of the whole table; the files it removed and added."""
+    from delta.tables import DeltaTable
+
+    metrics = DeltaTable.forPath(spark, path(layer, name)).optimize().executeCompaction().first()["metrics"]
+    return {"files_removed": int(metrics["numFilesRemoved"]), "files_added": int(metrics["numFilesAdded"])}
+
+
+def vacuum(spark, layer: str, name: str, retention_hours: float) -> None:
+    """VACUUM files no version younger than `retention_hours` needs.
+
+    A retention under SAFE_RETENTION_HOURS runs in a child session with Delta's retention check off,
+    so the relaxed check never leaks into the writes of the process's main session.
+    """
+    from delta.tables import DeltaTable
+
+    if retention_hours < 0:
+        raise ValueError(f"VACUUM retention must be >= 0 hours, got {retention_hours}")
+    session = spark
+    if retention_hours < SAFE_RETENTION_HOURS:
+        log.warning("VACUUM %s.%s with %s h retention (< %s h): readers of older snapshots and time travel "
+                    "beyond it will fail", layer, name, retention_hours, SAFE_RETENTION_HOURS)
+        session = spark.newSession()
+        session.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    DeltaTable.forPath(session, path(layer, name)).vacuum(float(retention_hours))

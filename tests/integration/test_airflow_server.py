@@ -1,0 +1,104 @@
+"""`agrilake airflow start|stop`: the real API server, scheduler and dag-processor on loopback, SQLite.
+
+Healthy, a JWT from the SimpleAuthManager login, every DAG of dags/ served by the REST API once
+the dag-processor has parsed it, and after `stop` no process of the group is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+from pathlib import Path
+
+import pytest
+
+from jobs.airflow_server import AirflowServer, _alive, descendants, group_members, http_json
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+# What the dag-processor must end up serving: the DAG ids the files of dags/ define.
+LOADER = r"""
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+print("@@" + json.dumps(sorted(DagBag(dag_folder=sys.argv[1]).dags)))
+"""
+
+
+@pytest.fixture
+def server_env(airflow_env, tmp_path):
+    """A private copy of the session's migrated SQLite home: the scheduler must not touch other tests' runs."""
+    home = tmp_path / "airflow"
+    home.mkdir()
+    src = airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
+    with sqlite3.connect(src) as a, sqlite3.connect(home / "airflow.db") as b:
+        a.backup(b)
+    env = dict(airflow_env)
+    env.update(AIRFLOW_HOME=str(home), AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+               AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True")
+    env.pop("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", None)
+    return env
+
+
+def test_start_login_list_every_dag_stop(server_env):
+    t0 = time.monotonic()
+    loader = subprocess.Popen([sys.executable, "-c", LOADER, str(ROOT / "dags")], env=server_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = AirflowServer(server_env["AIRFLOW_HOME"], port=0, env=server_env)
+    pids: set[int] = set()
+    pgid = None
+    try:
+        server.start(timeout=150)
+        pgid = server.pid()
+        assert pgid and server.is_running()
+        health = http_json(f"{server.url}/api/v2/monitor/health")
+        assert health["metadatabase"]["status"] == "healthy", health
+        assert health["scheduler"]["status"] == health["dag_processor"]["status"] == "healthy", health
+
+        out, err = loader.communicate(timeout=180)
+        expected = set(json.loads([line for line in out.splitlines() if line.startswith("@@")][-1][2:]))
+        assert "agrilake_maintenance" in expected, expected
+
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            http_json(f"{server.url}/api/v2/dags")
+        assert denied.value.code in (401, 403)
+        with pytest.raises(urllib.error.HTTPError) as wrong:
+            server.token("admin", "not-the-password")
+        assert wrong.value.code == 401
+        token = server.token("admin")
+
+        deadline = time.monotonic() + 90
+        served: set[str] = set()
+        while time.monotonic() < deadline and not expected <= served:
+            served = server.dag_ids(token)
+            time.sleep(1)
+        assert expected <= served, f"never served: {sorted(expected - served)}"
+        pids = {pgid, *server.state()["components"].values(), *descendants(pgid)}
+    finally:
+        if loader.poll() is None:
+            loader.kill()
+        stopped = server.stop()
+    assert stopped and not server.is_running()
+    assert not [p for p in pids if _alive(p)], "processes left after stop"
+    assert not group_members(pgid)
+
+    # The password exists only in the 0600 file: neither Airflow nor the supervisor logged it.
+    password = server.password("admin")
+    assert password and (server.passwords_file.stat().st_mode & 0o777) == 0o600
+    home = Path(server_env["AIRFLOW_HOME"])
+    for path in home.rglob("*.log"):
+        assert password not in path.read_text(errors="replace"), f"password in {path}"
+    print(f"airflow server: started, listed {len(expected)} DAGs and stopped in {time.monotonic() - t0:.0f} s",
+          file=sys.stderr)
+
+
+def test_stop_and_status_when_not_running(tmp_path):
+    server = AirflowServer(tmp_path / "none", port=0, env={**os.environ, "AIRFLOW_HOME": str(tmp_path / "none")})
+    assert server.stop() is False
+    assert server.status()["running"] is False
