@@ -43,6 +43,14 @@ $(JARS)/.fetched: infra/jars/pom.xml
 	    -DexcludeTransitive=true -DincludeScope=runtime
 	touch $@
 
+# Delta on S3 (infra/compose.yaml, README "Running at scale"): hadoop-aws + the AWS SDK bundle (~600 MB).
+jars-s3a: $(JARS)/.fetched-s3a
+$(JARS)/.fetched-s3a: infra/jars/s3a/pom.xml
+	mkdir -p $(JARS)
+	mvn -q -B -f infra/jars/s3a/pom.xml dependency:copy-dependencies -DoutputDirectory=$(JARS) \
+	    -DexcludeTransitive=true -DincludeScope=runtime
+	touch $@
+
 airflow-home: $(AIRFLOW_HOME)/.migrated
 $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 	@echo ">> preparing the Airflow home $(AIRFLOW_HOME) (SQLite)"

