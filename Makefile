@@ -6,6 +6,7 @@ ROOT := $(CURDIR)
 VENV := $(ROOT)/.venv
 BIN := $(VENV)/bin
 JARS := $(ROOT)/.jars
+CHROMIUM := /usr/bin/chromium
 
 export AGRILAKE_HOME ?= $(ROOT)
 export AIRFLOW_HOME ?= $(ROOT)/.airflow
@@ -15,12 +16,12 @@ export AIRFLOW__CORE__UNIT_TEST_MODE ?= False
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test setup venv jars airflow-home lint bench clean
+.PHONY: run test setup venv jars airflow-home browser lint bench clean
 
 run: setup
 	$(BIN)/agrilake demo
 
-test: setup
+test: setup browser
 	bash infra/run_tests.sh
 
 setup: venv jars airflow-home
@@ -57,6 +58,16 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1; }
 	touch $@
+
+# Headless Chromium renders the HTML report in tests/integration/test_report.py. Only `make test` installs
+# it, once, and only where apt-get exists; without it that test skips and says so.
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null; then \
+	    echo ">> installing Debian's chromium (headless rendering test of the report)"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+	        || echo ">> could not install chromium (root needed?): the report rendering test will skip"; \
+	else echo ">> no apt-get: chromium not installed, the report rendering test will skip"; fi
 
 lint: setup
 	$(BIN)/ruff check .

@@ -7,14 +7,19 @@ write-audit-publish gate), a failed `warning` one is only recorded.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from jobs.settings import Settings, get_settings
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # GX draws a progress bar per validation otherwise
 
@@ -148,6 +153,7 @@ def validate(df, suite_name: str, expectations: list[dict[str, Any]] | None = No
         suite.add_expectation(cls(**spec.get("kwargs", {}), meta={"severity": spec.get("severity", "critical")}))
     batch = batch_def.get_batch(batch_parameters={"dataframe": df})
     result = batch.validate(suite)
+    _keep_for_data_docs(result, suite_name)
     outcomes = []
     for r in result.results:
         cfg = r.expectation_config
@@ -167,6 +173,115 @@ def validate(df, suite_name: str, expectations: list[dict[str, Any]] | None = No
     for w in suite_result.warnings:
         log.warning("quality warning in %s: %s(%s) %s", suite_name, w.expectation, w.column or "", w.observed)
     return suite_result
+
+
+# --- data docs: the latest validation result of each suite, rendered by GX's own site builder -------
+
+# Suites of the lakehouse's tables; the doctor's scratch checks would only confuse the site's readers.
+DATA_DOCS_SUITES = ("bronze", "silver", "gold")
+
+
+def data_dir(settings: Settings | None = None) -> Path:
+    """The local folder beside the lakehouse (`./data` by default) where GX results and data docs live.
+    GX's site builder writes to a local filesystem: with an `s3a://` lakehouse it is `<home>/data`."""
+    s = settings or get_settings()
+    lake = s.lakehouse.removeprefix("file://").removeprefix("file:")
+    if "://" in lake:
+        return s.home / "data"
+    return Path(lake).resolve().parent
+
+
+def results_dir(settings: Settings | None = None) -> Path:
+    return data_dir(settings) / "gx" / "validations"
+
+
+def data_docs_dir(settings: Settings | None = None) -> Path:
+    return data_dir(settings) / "data_docs"
+
+
+def _keep_for_data_docs(result, suite_name: str) -> None:
+    """Persist the GX result just computed (one JSON per suite, the latest replaces the previous), so the
+    data docs are rendered from it later instead of validating again. Never fails the validation."""
+    if not suite_name.startswith(DATA_DOCS_SUITES):
+        return
+    try:
+        folder = results_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        doc = {"suite": suite_name, "validated_at": datetime.now(UTC).isoformat(), "result": result.to_json_dict()}
+        target = folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', suite_name)}.json"
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc, default=str, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, target)  # concurrent tasks validating the same suite: the last one wins whole
+    except Exception as exc:  # noqa: BLE001 - the docs are a by-product; the gate must not depend on them
+        log.warning("could not keep the validation result of %s for the data docs: %s", suite_name, exc)
+
+
+def build_data_docs(results: Path | None = None, out_dir: Path | None = None) -> Path:
+    """Render the kept results (see `_keep_for_data_docs`) into a static GX data docs site, the latest
+    validation of each suite with its expectation suite page; returns the site's index.html.
+
+    Each expectation is described by its type, arguments and severity instead of GX's prose ("values
+    must never be null"), which names neither the expectation that ops.dq_results records nor whether
+    its failure blocked the publish."""
+    import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResultSchema
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    results = results or results_dir()
+    out_dir = (out_dir or data_docs_dir()).resolve()
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "index.html").exists():
+        raise FileExistsError(f"{out_dir} is not empty and holds no data docs site: choose another folder")
+    staging = out_dir.with_name(out_dir.name + ".building")
+    shutil.rmtree(staging, ignore_errors=True)
+
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # after GX's import has configured them
+    # A context of its own: the validation context's in-memory stores must not grow with docs builds.
+    context = gx.get_context(mode="ephemeral")
+    default_site = context.variables.data_docs_sites["local_site"]["store_backend"].get("base_directory")
+    if default_site and os.path.isdir(default_site) and not os.listdir(default_site):
+        os.rmdir(default_site)  # the empty temporary folder GX makes for the default site we replace
+    context.update_data_docs_site("local_site", {
+        "class_name": "SiteBuilder", "show_how_to_buttons": False,
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(staging)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    })
+    schema = ExpectationSuiteValidationResultSchema()
+    paths = sorted(results.glob("*.json")) if results.is_dir() else []
+    for path in paths:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        result = schema.load(doc["result"])
+        for r in result.results:
+            cfg = r.expectation_config
+            severity = (cfg.meta or {}).get("severity", "critical")
+            blocks = not r.success and severity == "critical"
+            args = ", ".join(f"{k}={v}" for k, v in sorted(cfg.kwargs.items()) if k not in ("column", "batch_id"))
+            # GX renders the description as a template: a literal "$" (regexes) must be doubled
+            cfg.description = (f"{cfg.type}({args}): {severity}"
+                               f"{', blocks the publish' if blocks else ''}").replace("$", "$$")
+        validated_at = datetime.fromisoformat(doc["validated_at"])
+        run = RunIdentifier(run_name=doc["suite"], run_time=validated_at)
+        result.meta["run_id"] = run.to_json_dict()
+        result.meta["validation_time"] = validated_at.strftime("%Y%m%dT%H%M%S.%fZ")
+        result.meta["batch_kwargs"] = {"data_asset_name": doc["suite"]}  # else GX shows "Data asset: None"
+        key = ValidationResultIdentifier(ExpectationSuiteIdentifier(result.suite_name), run, doc["suite"])
+        context.validation_results_store.set(key, result)
+        try:
+            context.suites.add_or_update(gx.ExpectationSuite(
+                name=result.suite_name, expectations=[r.expectation_config.to_domain_obj() for r in result.results]))
+        except Exception as exc:  # noqa: BLE001 - the validation page does not need the suite page
+            log.warning("no expectation suite page for %s: %s", doc["suite"], exc)
+    context.build_data_docs(site_names=["local_site"])
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(staging, out_dir)
+    if not paths:
+        log.warning("no validation results under %s yet: the data docs site is empty (run the pipeline first)",
+                    results)
+    return out_dir / "index.html"
 
 
 def gate(result: SuiteResult) -> SuiteResult:
