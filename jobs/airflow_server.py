@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -139,6 +140,12 @@ class AirflowServer:
         # None: 8080, or a free port when that is taken; 0: any free port (tests).
         self.wanted_port = DEFAULT_PORT if port is None else port
         self.bin = Path(sys.executable).parent
+
+    @property
+    def airflow(self) -> str:
+        """The `airflow` of this interpreter's environment (the venv), else the one on PATH."""
+        beside = self.bin / "airflow"
+        return str(beside) if beside.exists() else (shutil.which("airflow") or "airflow")
 
     # -- files -------------------------------------------------------------------------------
     @property
@@ -261,7 +268,7 @@ class AirflowServer:
         """`airflow db migrate`: idempotent, and it keeps the SQLite schema in step with the installed Airflow."""
         out = self.log_file("migrate")
         with open(out, "wb") as fh:
-            rc = subprocess.run([str(self.bin / "airflow"), "db", "migrate"], env=env, stdout=fh,
+            rc = subprocess.run([self.airflow, "db", "migrate"], env=env, stdout=fh,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=600).returncode
         if rc:
             raise AirflowServerError(f"`airflow db migrate` failed (exit {rc}); the end of {out}:\n{self._tail(out)}")
@@ -422,7 +429,7 @@ def supervise(home: Path) -> int:
     procs: dict[str, subprocess.Popen] = {}
     for component in COMPONENTS:
         with open(server.log_file(component), "ab") as out:
-            procs[component] = subprocess.Popen([str(server.bin / "airflow"), component], stdout=out,
+            procs[component] = subprocess.Popen([server.airflow, component], stdout=out,
                                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     state = server.state()
     state["components"] = {name: p.pid for name, p in procs.items()}

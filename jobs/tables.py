@@ -158,17 +158,20 @@ def optimize(spark, layer: str, name: str) -> dict:
 def vacuum(spark, layer: str, name: str, retention_hours: float) -> None:
     """VACUUM files no version younger than `retention_hours` needs.
 
-    A retention under SAFE_RETENTION_HOURS runs in a child session with Delta's retention check off,
-    so the relaxed check never leaks into the writes of the process's main session.
+    It runs in a child session (same SparkContext, own SQL settings), so neither setting below leaks
+    into the writes of the process's main session.
     """
     from delta.tables import DeltaTable
 
     if retention_hours < 0:
         raise ValueError(f"VACUUM retention must be >= 0 hours, got {retention_hours}")
-    session = spark
+    session = spark.newSession()
+    # VACUUM lists the table in as many tasks as this (default 10,000): minutes of empty tasks for a
+    # small table on 2 cores. One wave of the cluster's cores lists any table as fast.
+    session.conf.set("spark.sql.sources.parallelPartitionDiscovery.parallelism",
+                     str(max(1, spark.sparkContext.defaultParallelism)))
     if retention_hours < SAFE_RETENTION_HOURS:
         log.warning("VACUUM %s.%s with %s h retention (< %s h): readers of older snapshots and time travel "
                     "beyond it will fail", layer, name, retention_hours, SAFE_RETENTION_HOURS)
-        session = spark.newSession()
         session.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
     DeltaTable.forPath(session, path(layer, name)).vacuum(float(retention_hours))

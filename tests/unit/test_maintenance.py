@@ -15,17 +15,17 @@ def data_files(table_dir: Path) -> list[Path]:
 
 def test_optimize_and_vacuum_compact_and_delete_old_files(spark, lakehouse, monkeypatch, capsys):
     monkeypatch.setattr(maintenance, "get_spark", lambda *a, **k: spark)
-    for i in range(6):  # one small file per append: the shape a day of MERGEs and appends leaves
+    for i in range(4):  # one small file per append: the shape a day of MERGEs and appends leaves
         tables.append(spark.createDataFrame([(i, f"row{i}"), (i + 100, f"row{i + 100}")], "id int, v string"),
                       "bronze", "events")
     tables.append(spark.createDataFrame([(1, "x")], "id int, v string"), "gold", "untouched")
     table_dir = lakehouse / "bronze" / "events"
     expected = sorted(tables.read(spark, "bronze", "events").collect())
-    assert len(data_files(table_dir)) == 6
+    assert len(data_files(table_dir)) == 4
 
     assert maintenance.main(["--retention-hours", "0", "--tables", "bronze.*"]) == 0
 
-    assert len(data_files(table_dir)) == 1, "OPTIMIZE wrote one file and VACUUM deleted the six it replaced"
+    assert len(data_files(table_dir)) == 1, "OPTIMIZE wrote one file and VACUUM deleted the four it replaced"
     assert sorted(tables.read(spark, "bronze", "events").collect()) == expected
     assert len(data_files(lakehouse / "gold" / "untouched")) == 1
     # the relaxed retention check lived in a child session only
@@ -33,13 +33,13 @@ def test_optimize_and_vacuum_compact_and_delete_old_files(spark, lakehouse, monk
 
     [row] = [r.asDict() for r in tables.read(spark, "ops", "maintenance_log").collect()]
     assert row["table_name"] == "bronze.events" and row["status"] == "ok" and row["retention_hours"] == 0
-    assert (row["files_before"], row["files_after"]) == (6, 1)
-    assert (row["storage_files_before"], row["storage_files_after"]) == (6, 1)
-    assert (row["optimize_files_removed"], row["optimize_files_added"]) == (6, 1)
+    assert (row["files_before"], row["files_after"]) == (4, 1)
+    assert (row["storage_files_before"], row["storage_files_after"]) == (4, 1)
+    assert (row["optimize_files_removed"], row["optimize_files_added"]) == (4, 1)
     assert row["bytes_after"] == row["storage_bytes_after"] > 0
 
     out = capsys.readouterr().out
-    assert "bronze.events" in out and "6 -> 1" in out and "gold.untouched" not in out
+    assert "bronze.events" in out and "4 -> 1" in out and "gold.untouched" not in out
 
 
 def test_table_selection_and_report_format():
