@@ -54,6 +54,7 @@ def silver_frame(spark, entity: str, rows: list[dict[str, Any]]) -> DataFrame:
         if unknown:
             raise KeyError(f"silver.{entity} has no column(s) {sorted(unknown)}")
         full = {"_delivery_date": DELIVERED, "_file_sha256": SHA, "_line": i, "_batch_id": "fixture", **row}
+        full.setdefault("_available_date", full["_delivery_date"])
         data.append(tuple(_value(f.dataType, full.get(f.name)) for f in struct.fields))
     return spark.createDataFrame(data, struct)
 
@@ -70,7 +71,7 @@ def filtered(silver: dict[str, DataFrame], as_of: date) -> dict[str, DataFrame]:
     """The same tables without anything delivered after `as_of`."""
     from pyspark.sql import functions as F
 
-    return {name: df.where(F.col("_delivery_date") <= F.lit(as_of)) for name, df in silver.items()}
+    return {name: df.where(F.col("_available_date") <= F.lit(as_of)) for name, df in silver.items()}
 
 
 # --- row builders with the required columns filled -------------------------------------------

@@ -65,17 +65,17 @@ def _states(d: date) -> str:
     ctes = []
     for name, (key, version) in UPSERT.items():
         ctes.append(f"""{name} AS (
-            SELECT * FROM s_{name} WHERE _delivery_date <= DATE '{d}'
+            SELECT * FROM s_{name} WHERE _available_date <= DATE '{d}'
             QUALIFY row_number() OVER (PARTITION BY {', '.join(key)}
                 ORDER BY {version} DESC, _delivery_date DESC, _file_sha256 DESC, _line DESC) = 1)""")
     for name, key in EVENTS.items():
         ctes.append(f"""{name} AS (
-            SELECT * FROM s_{name} WHERE _delivery_date <= DATE '{d}'
+            SELECT * FROM s_{name} WHERE _available_date <= DATE '{d}'
             QUALIFY row_number() OVER (PARTITION BY {', '.join(key)}
                 ORDER BY _delivery_date, _file_sha256, _line) = 1)""")
     ctes.append(f"""divisions AS (
             SELECT * FROM (
-                SELECT * FROM s_divisions WHERE _delivery_date <= DATE '{d}'
+                SELECT * FROM s_divisions WHERE _available_date <= DATE '{d}'
                 QUALIFY row_number() OVER (PARTITION BY division_code
                     ORDER BY _delivery_date DESC, _file_sha256 DESC, _line DESC) = 1)
             WHERE valid_from <= DATE '{d}' AND (valid_to IS NULL OR valid_to > DATE '{d}'))""")

@@ -1,8 +1,9 @@
 """Point-in-time reads of silver: what was known by the end of an as-of date D (METRICS.md).
 
 Silver keeps every validated version of upsert entities and the first delivered copy of events,
-each with its lineage (`_delivery_date, _file_sha256, _line`). Gold never looks at a row delivered
-after D, so re-running D after later deliveries gives the same answer.
+each with its lineage (`_delivery_date, _file_sha256, _line`) and `_available_date` (its delivery date,
+or later when it waited for a reference). Gold never looks at a row available after D, so re-running
+D after later deliveries gives the same answer.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def whole_years(start: Column | str, end: Column | str) -> Column:
 
 
 def known_by(df: DataFrame, as_of: date) -> DataFrame:
-    return df.where(F.col("_delivery_date") <= F.lit(as_of))
+    """Rows known and valid by the end of D: delivered <= D, and not waiting for a later reference."""
+    return df.where(F.col("_available_date") <= F.lit(as_of))
 
 
 def _first_per_key(df: DataFrame, key: list[str], order: list[Column]) -> DataFrame:

@@ -46,7 +46,8 @@ def _content_hash(names: list[str]):
     return F.sha2(F.to_json(F.struct(*[F.col(n) for n in names])), 256)
 
 
-def conform_entity(spark, e: Entity, as_of: date, run_id: str, key: str) -> dict:
+def conform_entity(spark, e: Entity, as_of: date, run_id: str, key: str,
+                   dq: ops.DQBatch | None = None) -> dict:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -68,15 +69,21 @@ def conform_entity(spark, e: Entity, as_of: date, run_id: str, key: str) -> dict
 
     # References: known in silver (any version, any delivery) — tables earlier in the domain order are
     # already merged for this run, so a cooperative and its members delivered together both pass.
+    # A row held for a reference becomes known only when that reference is: its _available_date is the
+    # latest of its own delivery and the first availability of each reference, so gold for an earlier
+    # date never sees it, however late the backfill runs (METRICS.md point-in-time rule).
     ref_reason = F.lit(None).cast("string")
+    available = [F.col("_delivery_date")]
     for i, ref in enumerate(e.refs):
-        known = (tables.read(spark, "silver", ref.ref_table).select(F.col(ref.ref_column).alias(f"__ref{i}"))
-                 .distinct().withColumn(f"__ok{i}", F.lit(True)))
+        known = (tables.read(spark, "silver", ref.ref_table).groupBy(F.col(ref.ref_column).alias(f"__ref{i}"))
+                 .agg(F.min("_available_date").alias(f"__avail{i}")))
         conformed = conformed.join(known, F.col(f"__typed_{ref.column}") == F.col(f"__ref{i}"), "left")
-        ref_reason = F.coalesce(ref_reason, F.when(F.col("_reason").isNull() & F.col(f"__ok{i}").isNull(),
+        ref_reason = F.coalesce(ref_reason, F.when(F.col("_reason").isNull() & F.col(f"__ref{i}").isNull(),
                                                    F.lit(f"{ref.reason}({ref.column})")))
+        available.append(F.col(f"__avail{i}"))
     shaped = (conformed.withColumn("_held", ref_reason)
-              .select(*silver_columns(e, business, key), "_delivery_date", "_file_sha256", "_line",
+              .withColumn("_available_date", F.greatest(*available) if len(available) > 1 else available[0])
+              .select(*silver_columns(e, business, key), "_delivery_date", "_available_date", "_file_sha256", "_line",
                       F.lit(run_id).alias("_batch_id"), "_reason", "_detail", "_held",
                       F.create_map(*_mask_pii(feed)).alias("_record"))
               .withColumn("_hash", _content_hash(business)))
@@ -112,7 +119,7 @@ def conform_entity(spark, e: Entity, as_of: date, run_id: str, key: str) -> dict
     if counts["accepted"]:
         suite_context = {"key": list(table.key), "columns": [c.name for c in table.columns], "lineage": LINEAGE}
         result = quality.validate(accepted, f"silver.{e.table}", _silver_suite(e.table, suite_context))
-        ops.record_dq_results(spark, result, table=f"silver.{e.table}", partition=as_of.isoformat(), run_id=run_id)
+        ops.record(spark, dq, f"silver.{e.table}", result, partition=as_of.isoformat(), run_id=run_id)
         quality.gate(result)
         tables.merge(spark, accepted, "silver", e.table,
                      f"{in_batch} AND t._file_sha256 = s._file_sha256 AND t._line = s._line")
@@ -157,7 +164,7 @@ def _silver_suite(table: str, context: dict) -> list[dict]:
     return specs
 
 
-def reconcile(spark, as_of: date, feeds: list[str], run_id: str) -> list[dict]:
+def reconcile(spark, as_of: date, feeds: list[str], run_id: str, dq: ops.DQBatch | None = None) -> list[dict]:
     """Bronze rows delivered <= D against their ledger outcomes, per feed and delivery date (GX-checked)."""
     from pyspark.sql import functions as F
 
@@ -179,7 +186,7 @@ def reconcile(spark, as_of: date, feeds: list[str], run_id: str) -> list[dict]:
         result = quality.validate(df, "silver.reconciliation", [
             {"expectation": "expect_column_values_to_be_in_set", "kwargs": {"column": "balanced", "value_set": [True]},
              "severity": "critical"}])
-        ops.record_dq_results(spark, result, table="silver.reconciliation", partition=as_of.isoformat(), run_id=run_id)
+        ops.record(spark, dq, "silver.reconciliation", result, partition=as_of.isoformat(), run_id=run_id)
         quality.gate(result)
     return rows
 
@@ -191,13 +198,14 @@ def run(spark, domain: str | None, as_of: date, run_id: str | None = None) -> li
     tables.create_if_missing(spark, "ops", "silver_ledger", LEDGER_DDL)
     names = [t for d, ts in DOMAINS.items() if domain in (None, d) for t in ts]
     out = []
-    for name in names:
-        counts = conform_entity(spark, entity(name), as_of, run_id, key)
-        log.info("silver.%s %s: %d candidate rows -> accepted %d, quarantined %d, duplicate %d, held %d",
-                 name, as_of, counts["candidates"], counts["accepted"], counts["quarantined"],
-                 counts["duplicate"], counts["held"])
-        out.append(counts)
-    reconcile(spark, as_of, [entity(n).feed for n in names], run_id)
+    with ops.DQBatch(spark, partition=as_of.isoformat(), run_id=run_id) as dq:
+        for name in names:
+            counts = conform_entity(spark, entity(name), as_of, run_id, key, dq)
+            log.info("silver.%s %s: %d candidate rows -> accepted %d, quarantined %d, duplicate %d, held %d",
+                     name, as_of, counts["candidates"], counts["accepted"], counts["quarantined"],
+                     counts["duplicate"], counts["held"])
+            out.append(counts)
+        reconcile(spark, as_of, [entity(n).feed for n in names], run_id, dq)
     return out
 
 

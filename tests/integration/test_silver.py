@@ -125,6 +125,8 @@ def test_reasons_hold_release_and_dedup(spark, landed):
     sales = {r.sale_id: r for r in tables.read(spark, "silver", "sales").collect()}
     assert set(sales) == {"S1", "S2"}
     assert sales["S2"]._delivery_date == D1 and str(sales["S2"].amount_cny) == "1234.50"
+    # S2 became usable only when C7 arrived: gold for D1, however late it is rebuilt, does not see it
+    assert sales["S2"]._available_date == D2 and sales["S1"]._available_date == D1
     assert _ledger(spark)[("coop_sales", 2, D1)] == ("accepted", None)
     versions = tables.read(spark, "silver", "cooperatives").where("coop_id = 'C1'").orderBy("updated_at").collect()
     assert [v.status for v in versions] == ["active", "suspended"]
