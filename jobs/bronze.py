@@ -89,7 +89,8 @@ def plan(spark, feed: Feed, landing_root: str, as_of: date):
     return to_ingest, duplicates
 
 
-def ingest_feed(spark, feed: Feed, landing_root: str, as_of: date, batch_id: str) -> list[dict]:
+def ingest_feed(spark, feed: Feed, landing_root: str, as_of: date, batch_id: str,
+                dq: ops.DQBatch | None = None) -> list[dict]:
     """Ingest one feed's new files; returns the ingest-log rows written."""
     from pyspark.sql import functions as F
 
@@ -114,21 +115,24 @@ def ingest_feed(spark, feed: Feed, landing_root: str, as_of: date, batch_id: str
                             F.col("_raw").alias("raw"), F.lit(None).cast("map<string,string>").alias("record"),
                             "_file_sha256", "_file_name", "_line", "_delivery_date",
                             F.lit(batch_id).alias("_batch_id"), F.lit(now).cast("timestamp").alias("quarantined_at")))
-        counts = {(r._file_sha256, r.ok): r["count"] for r in
-                  parsed.groupBy("_file_sha256", F.col("_reason").isNull().alias("ok")).count().collect()}
-        drift = {r._file_sha256: sorted(r.cols or []) for r in
-                 parsed.groupBy("_file_sha256")
-                 .agg(F.array_distinct(F.flatten(F.collect_list(F.coalesce(F.map_keys("_extra"),
-                                                                           F.array().cast("array<string>"))))).alias("cols"))
-                 .collect()}
-        missing = {r._file_sha256: r._detail for r in
-                   parsed.where(F.col("_reason") == "MISSING_COLUMN").select("_file_sha256", "_detail").distinct().collect()}
+        # One pass over the parsed rows for every per-file figure: accepted, quarantined, drift columns
+        # and the missing-column reason (one Spark job instead of one per figure).
+        per_file = {r._file_sha256: r for r in parsed.groupBy("_file_sha256").agg(
+            F.count(F.when(F.col("_reason").isNull(), 1)).alias("ok"),
+            F.count(F.col("_reason")).alias("bad"),
+            F.array_distinct(F.flatten(F.collect_list(
+                F.coalesce(F.map_keys("_extra"), F.array().cast("array<string>"))))).alias("cols"),
+            F.max(F.when(F.col("_reason") == "MISSING_COLUMN", F.col("_detail"))).alias("missing"),
+        ).collect()}
+        counts = {(sha, ok): (r.ok if ok else r.bad) for sha, r in per_file.items() for ok in (True, False)}
+        drift = {sha: sorted(r.cols or []) for sha, r in per_file.items()}
+        missing = {sha: r.missing for sha, r in per_file.items() if r.missing is not None}
 
         context = {"columns": feed.column_names + ["_extra", "_file_sha256", "_file_name", "_line", "_delivery_date",
                                                    "_ingested_at", "_batch_id"],
                    "lineage": LINEAGE, "key": list(feed.key)}
         result = quality.validate(accepted, f"bronze.{feed.name}", quality.load_suite("bronze", context=context))
-        ops.record_dq_results(spark, result, table=f"bronze.{feed.name}", partition=as_of.isoformat(), run_id=batch_id)
+        ops.record(spark, dq, f"bronze.{feed.name}", result, partition=as_of.isoformat(), run_id=batch_id)
         quality.gate(result)
 
         dates = sorted({f.delivery_date.isoformat() for f, _ in to_ingest})
@@ -139,9 +143,10 @@ def ingest_feed(spark, feed: Feed, landing_root: str, as_of: date, batch_id: str
         tables.merge(spark, accepted, "bronze", feed.name,
                      f"{prune} AND t._file_sha256 = s._file_sha256 AND t._line = s._line")
         _crash_point("after_bronze_merge")
-        tables.merge(spark, rejected, "ops", "quarantine",
-                     "t.stage = 'bronze' AND t._file_sha256 = s._file_sha256 AND t._line = s._line "
-                     f"AND t._file_sha256 IN ({', '.join(repr(s) for s in shas)})")
+        if any(r.bad for r in per_file.values()):  # a clean delivery costs no quarantine commit
+            tables.merge(spark, rejected, "ops", "quarantine",
+                         "t.stage = 'bronze' AND t._file_sha256 = s._file_sha256 AND t._line = s._line "
+                         f"AND t._file_sha256 IN ({', '.join(repr(s) for s in shas)})")
         _crash_point("after_quarantine_merge")
         parsed.unpersist()
 
@@ -173,14 +178,19 @@ def ingest(spark, system: str | None, as_of: date, landing_root: str | None = No
     if not feeds:
         raise SystemExit(f"unknown system {system!r}; one of {sorted(contracts.systems())}")
     out = []
-    for feed in feeds:
-        rows = ingest_feed(spark, feed, landing_root, as_of, batch_id)
-        new = [r for r in rows if r["status"] != "duplicate"]
-        log.info("bronze.%s: %d file(s), read %d = accepted %d + quarantined %d; %d duplicate file(s)",
-                 feed.name, len(new), sum(r["read"] for r in new), sum(r["accepted"] for r in new),
-                 sum(r["quarantined"] for r in new), len(rows) - len(new))
-        out.extend(rows)
+    with ops.DQBatch(spark, partition=as_of.isoformat(), run_id=batch_id) as dq:
+        for feed in feeds:
+            out.extend(_ingest_and_log(spark, feed, landing_root, as_of, batch_id, dq))
     return out
+
+
+def _ingest_and_log(spark, feed: Feed, landing_root: str, as_of: date, batch_id: str, dq) -> list[dict]:
+    rows = ingest_feed(spark, feed, landing_root, as_of, batch_id, dq)
+    new = [r for r in rows if r["status"] != "duplicate"]
+    log.info("bronze.%s: %d file(s), read %d = accepted %d + quarantined %d; %d duplicate file(s)",
+             feed.name, len(new), sum(r["read"] for r in new), sum(r["accepted"] for r in new),
+             sum(r["quarantined"] for r in new), len(rows) - len(new))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

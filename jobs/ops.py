@@ -46,17 +46,49 @@ def new_run_id() -> str:
 
 def record_dq_results(spark, result: SuiteResult, *, table: str, partition: str = "", run_id: str | None = None) -> str:
     """Append one row per expectation of `result` to ops.dq_results; returns the run id."""
+    return record_dq_batch(spark, {table: result}, partition=partition, run_id=run_id)
+
+
+def record_dq_batch(spark, results: dict[str, SuiteResult], *, partition: str = "", run_id: str | None = None) -> str:
+    """Append the results of several tables' suites ({table: result}) in one Delta commit."""
     ensure(spark)
     run_id = run_id or new_run_id()
     now = datetime.now(UTC).replace(tzinfo=None)
     rows = [
         (run_id, result.suite, table, partition, o.expectation, o.column, json.dumps(o.kwargs, default=str, sort_keys=True),
          o.severity, o.success, o.observed, now)
-        for o in result.outcomes
+        for table, result in results.items() for o in result.outcomes
     ]
     df = spark.createDataFrame(rows, DQ_RESULTS_DDL)
     tables.append(df, "ops", "dq_results")
     return run_id
+
+
+class DQBatch:
+    """Validation results of one run, written to ops.dq_results in one commit when the run ends,
+    successfully or not (a failed gate is recorded before its exception propagates)."""
+
+    def __init__(self, spark, *, partition: str, run_id: str):
+        self.spark, self.partition, self.run_id = spark, partition, run_id
+        self.results: dict[str, SuiteResult] = {}
+
+    def add(self, table: str, result: SuiteResult) -> None:
+        self.results[table] = result
+
+    def __enter__(self) -> DQBatch:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.results:
+            record_dq_batch(self.spark, self.results, partition=self.partition, run_id=self.run_id)
+
+
+def record(spark, dq: DQBatch | None, table: str, result: SuiteResult, *, partition: str, run_id: str) -> None:
+    """Into the run's batch when there is one, else straight to ops.dq_results."""
+    if dq is not None:
+        dq.add(table, result)
+    else:
+        record_dq_results(spark, result, table=table, partition=partition, run_id=run_id)
 
 
 def latest_dq(spark, table: str, partition: str = "") -> dict | None:

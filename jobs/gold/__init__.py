@@ -86,18 +86,24 @@ def publish(spark, silver: dict[str, DataFrame], as_of: date, *, run_id: str | N
     Returns the row count written per table; raises QualityGateFailed and writes nothing otherwise."""
     run_id = run_id or ops.new_run_id()
     partition = f"{PARTITION_COLUMN}={as_of.isoformat()}"
-    frames = {name: df.persist() for name, df in transform(silver, as_of).items()}
+    # Computed once and cut from their lineage: the GX expectations and the write then scan a small
+    # in-memory table instead of re-planning the whole as-of join tree for every query.
+    frames = {name: df.localCheckpoint(eager=True) for name, df in transform(silver, as_of).items()}
     try:
         expected = expected_row_counts(silver, as_of)
         results = {name: quality.validate(df, f"gold_{name}", suite(name, expected[name]))
                    for name, df in frames.items()}
-        for name, result in results.items():
-            ops.record_dq_results(spark, result, table=f"gold.{name}", partition=partition, run_id=run_id)
+        ops.record_dq_batch(spark, {f"gold.{name}": r for name, r in results.items()},
+                            partition=partition, run_id=run_id)
         failed = {name: r for name, r in results.items() if r.critical_failures}
         if failed:
             raise quality.QualityGateFailed(
                 ", ".join(f"gold_{n}" for n in failed), [o for r in failed.values() for o in r.critical_failures])
         for name, df in frames.items():
+            contract = gold_table(name)
+            # Created once with the METRICS.md definitions as column comments, for analysts' DESCRIBE.
+            tables.create_if_missing(spark, "gold", name, contract.ddl, partition_by=[PARTITION_COLUMN],
+                                     comments={c.name: c.description for c in contract.columns})
             tables.replace_partition(df, "gold", name, PARTITION_COLUMN, as_of.isoformat())
         written = {name: expected[name] for name in frames}
         log.info("gold %s published: %s", as_of, written)

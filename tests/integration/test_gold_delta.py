@@ -40,6 +40,9 @@ def test_publish_rerun_and_blocked_publish(spark, silver_lake, tmp_path, monkeyp
     first = {name: _partition(spark, name, D) for name in GOLD_TABLES}
     assert {name: len(rows) for name, rows in first.items()} == EXPECTED_ROWS
     assert tables.read(spark, "gold", "coop_credit_profile").inputFiles()
+    for name in GOLD_TABLES:  # every column carries its METRICS.md definition as a comment
+        undocumented = [f.name for f in tables.read(spark, "gold", name).schema.fields if not f.metadata.get("comment")]
+        assert undocumented == [], (name, undocumented)
     assert all("as_of_date=2026-06-30" in f for f in tables.read(spark, "gold", "credit_county_summary").inputFiles())
 
     # the partition holds exactly what the pure transform computes (checked value by value in unit tests)
