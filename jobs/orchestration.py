@@ -55,9 +55,11 @@ def on_failure(context) -> None:
 
 
 def default_args(**overrides) -> dict:
+    from jobs.settings import get_settings
+
     args = {
         "owner": OWNER,
-        "retries": 2,
+        "retries": get_settings().task_retries,
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),

@@ -51,6 +51,8 @@ class Settings:
     export_link_expiry_s: int = 86_400
     # Gov rows aggregating fewer cooperatives than this have their loan figures suppressed.
     gov_min_cell: int = 3
+    # Airflow retries per task (exponential backoff from 1 minute); 0 makes a failure final at once.
+    task_retries: int = 2
     # VACUUM keeps files that versions younger than this still need (jobs/maintenance.py); below 168 h
     # (Delta's own default) readers of older snapshots and time travel can break.
     vacuum_retention_hours: int = 168
@@ -85,6 +87,7 @@ class Settings:
             export_multipart_mb=int(_env("AGRILAKE_EXPORT_MULTIPART_MB", "16")),
             export_link_expiry_s=int(_env("AGRILAKE_EXPORT_LINK_EXPIRY", "86400")),
             gov_min_cell=int(_env("AGRILAKE_GOV_MIN_CELL", "3")),
+            task_retries=int(_env("AGRILAKE_TASK_RETRIES", "2")),
             vacuum_retention_hours=int(_env("AGRILAKE_VACUUM_RETENTION_HOURS", "168")),
         )
 

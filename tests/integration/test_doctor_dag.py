@@ -27,6 +27,7 @@ def test_doctor_dag_writes_a_delta_table(airflow_env, spark, tmp_path):
 def test_a_failing_stage_fails_the_task(airflow_env, tmp_path):
     # No Delta jars: the doctor exits non-zero, and the task (and the run) must be marked failed.
     proc = run_dag(airflow_env, "agrilake_doctor", "2026-11-02",
-                   {"AGRILAKE_LAKEHOUSE": str(tmp_path / "lake"), "AGRILAKE_JARS": str(tmp_path / "nojars")})
+                   {"AGRILAKE_LAKEHOUSE": str(tmp_path / "lake"), "AGRILAKE_JARS": str(tmp_path / "nojars"),
+                    "AGRILAKE_TASK_RETRIES": "0"})  # `dags test` would otherwise wait out the retry backoff
     assert dag_run_state(proc) == "failed", proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "Delta jars are missing" in proc.stdout + proc.stderr

@@ -106,6 +106,7 @@ def test_gold_dag_on_a_standalone_cluster_equals_the_local_build(spark, lakehous
                           for name in GOLD_TABLES}
 
     # a stage that fails on the cluster fails the task: spark-submit's exit code is checked
-    failed = run_dag(airflow_env, "agrilake_gold", "2026-10-02", extra_env=cluster_env, conf={"date": "not-a-date"})
+    failed = run_dag(airflow_env, "agrilake_gold", "2026-10-02", extra_env={**cluster_env, "AGRILAKE_TASK_RETRIES": "0"},
+                     conf={"date": "not-a-date"})
     assert dag_run_state(failed) == "failed", (failed.stdout + failed.stderr)[-4000:]
     assert "agrilake task failed" in failed.stdout + failed.stderr
