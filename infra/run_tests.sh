@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # The test suite: lint, then unit and integration tests. Called by `make test` (and so by .ci/run).
+# Two pytest workers by default (AGRILAKE_TEST_WORKERS; 0 = in-process): most integration time is
+# spent waiting on a child process (airflow dags test, spark-submit, a server), so the second core
+# is otherwise idle. Whole files go to one worker, so a module's fixtures are built once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
+WORKERS="${AGRILAKE_TEST_WORKERS:-2}"
 echo ">> ruff"
 "$BIN/ruff" check .
-echo ">> pytest"
-"$BIN/python" -m pytest "$@"
+echo ">> pytest (${WORKERS} workers)"
+if [ "$WORKERS" = "0" ]; then
+    exec "$BIN/python" -m pytest --durations=25 "$@"
+fi
+exec "$BIN/python" -m pytest -n "$WORKERS" --dist loadfile --durations=25 "$@"
