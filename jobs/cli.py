@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("jobs.export", "export curated datasets to the platforms' buckets"),
     "objectstore": ("jobs.objectstore", "start/stop the local SeaweedFS object store"),
     "pipeline": ("jobs.pipeline", "run every stage for a date range, without a scheduler"),
+    **importlib.import_module("jobs.sql").COMMANDS,  # sql, tables, describe, catalog, sql-server
     "dictionary": ("jobs.dictionary", "write the data dictionary (docs/data_dictionary.md, .html) from the contracts"),
     "datadocs": ("jobs.datadocs", "render the Great Expectations data docs of the latest validations"),
     "report": ("jobs.report", "self-contained HTML report with charts of the gold tables for a date"),

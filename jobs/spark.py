@@ -34,9 +34,28 @@ def check_jars(settings: Settings) -> list[str]:
     return [str(j) for j in jars]
 
 
-def spark_conf(settings: Settings, *, test: bool = False) -> dict[str, str]:
-    partitions = "1" if test else str(settings.shuffle_partitions)
+def catalog_conf(catalog_dir: str, timezone: str) -> dict[str, str]:
+    """Settings of a session on the persistent catalog under `catalog_dir` (why: jobs/sql/catalog.py).
+
+    Only the analyst commands and the SQL server ask for it; the pipeline's sessions keep Spark's
+    in-memory catalog and address tables by path, so any number of them can run at once.
+    """
     return {
+        # pyspark's wheel ships the Hive 2.3 client and Derby: a metastore with no server to run.
+        "spark.sql.catalogImplementation": "hive",
+        "spark.hadoop.javax.jdo.option.ConnectionURL":
+            f"jdbc:derby:;databaseName={catalog_dir}/metastore_db;create=true",
+        "spark.sql.warehouse.dir": f"{catalog_dir}/warehouse",
+        # Derby writes derby.log into the working directory unless told where its home is. The JVM's
+        # zone must be the session's: Delta turns `TIMESTAMP AS OF` into text in the JVM zone and
+        # parses it back in the session zone, so any difference shifts the version that is read.
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={catalog_dir} -Duser.timezone={timezone}",
+    }
+
+
+def spark_conf(settings: Settings, *, test: bool = False, catalog_dir: str | None = None) -> dict[str, str]:
+    partitions = "1" if test else str(settings.shuffle_partitions)
+    conf = {
         "spark.jars": ",".join(check_jars(settings)),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -56,10 +75,18 @@ def spark_conf(settings: Settings, *, test: bool = False) -> dict[str, str]:
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
     }
+    if catalog_dir:
+        conf.update(catalog_conf(catalog_dir, settings.timezone))
+    return conf
 
 
-def get_spark(app_name: str = "agrilake", *, settings: Settings | None = None, test: bool = False):
-    """Return the process's SparkSession, creating it with the project's configuration."""
+def get_spark(app_name: str = "agrilake", *, settings: Settings | None = None, test: bool = False,
+              catalog_dir: str | None = None):
+    """Return the process's SparkSession, creating it with the project's configuration.
+
+    `catalog_dir`: put the session on the persistent catalog kept there (Hive metastore in embedded
+    Derby: one process at a time). It only applies when this call creates the session.
+    """
     from pyspark.sql import SparkSession
 
     settings = settings or get_settings()
@@ -69,9 +96,20 @@ def get_spark(app_name: str = "agrilake", *, settings: Settings | None = None, t
     check_java()
     master = "local[1]" if test else settings.spark_master
     builder = SparkSession.builder.appName(app_name).master(master)
-    for key, value in spark_conf(settings, test=test).items():
+    for key, value in spark_conf(settings, test=test, catalog_dir=catalog_dir).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     log.info("Spark %s on %s", spark.version, master)
     return spark
+
+
+def connect_spark(url: str):
+    """A Spark Connect client session on `url` (`sc://host:port`), e.g. the SQL server of jobs/sql/server.py.
+
+    It flips pyspark into Connect mode for the whole process (pyspark.sql.functions and friends then
+    build Connect plans), so never call it in a process that also uses a classic session.
+    """
+    from pyspark.sql import SparkSession
+
+    return SparkSession.builder.remote(url).getOrCreate()

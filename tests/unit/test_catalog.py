@@ -1,0 +1,218 @@
+"""SQL access on a small lakehouse, in-process through `agrilake` itself: catalog, tables, sql, describe.
+
+The test session's Spark keeps its in-memory catalog (a Derby metastore admits one JVM, and the
+tests share theirs); the registration logic is the same, and tests/integration/test_sql_endpoint.py
+runs the persistent catalog for real, behind the SQL server.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from decimal import Decimal
+from unittest import mock
+
+import pytest
+
+from jobs import ops, tables
+from jobs.bronze import bronze_ddl
+from jobs.cli import main
+from jobs.contracts import feeds, silver_tables
+from jobs.gold.contract import gold_table
+from jobs.quality import ExpectationOutcome, SuiteResult
+from jobs.sql import catalog, output, query
+
+GOLD = "coop_credit_profile"
+D1, D2 = date(2026, 10, 1), date(2026, 10, 2)
+
+
+def _gold_rows(spark, name: str, rows: list[dict]):
+    return ops.rows_df(spark, gold_table(name).ddl, rows)
+
+
+def _build(spark) -> None:
+    """gold: partition D1 (version 0), D2 (1), D2 rewritten with c1's new score (2); a bronze table as
+    ingestion creates it (no comments); ops.dq_results with one passed validation that has a warning."""
+    coop = {"county_code": "110101", "credit_tier": "B", "sales_12m_cny": Decimal("1234.50"), "reason_codes": []}
+    for as_of, scores in ((D1, {"c1": 650}), (D2, {"c1": 660, "c2": 720}), (D2, {"c1": 700, "c2": 720})):
+        df = _gold_rows(spark, GOLD, [{**coop, "as_of_date": as_of, "coop_id": c, "score": s} for c, s in scores.items()])
+        tables.replace_partition(df, "gold", GOLD, "as_of_date", as_of.isoformat())
+    tables.create_if_missing(spark, "bronze", "coop_cooperatives", bronze_ddl(feeds()["coop_cooperatives"]),
+                             partition_by=["_delivery_date"])
+    outcomes = [ExpectationOutcome("expect_column_values_to_not_be_null", "coop_id", "critical", True, "0 unexpected"),
+                ExpectationOutcome("expect_column_values_to_be_between", "score", "warning", False, "1 unexpected")]
+    # jobs.ops.record_dq_results would also create the other ops tables: two more commits to wait for
+    tables.create_if_missing(spark, "ops", "dq_results", ops.DQ_RESULTS_DDL)
+    with mock.patch.object(ops, "ensure"):
+        ops.record_dq_results(spark, SuiteResult(f"gold_{GOLD}", True, outcomes), table=f"gold.{GOLD}",
+                              partition=f"as_of_date={D2}")
+
+
+@pytest.fixture(scope="module")
+def lake(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sql_lake")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AGRILAKE_LAKEHOUSE", str(root))
+        _build(spark)
+        yield root
+    for layer in tables.LAYERS:  # the session's catalog is shared with the other tests
+        spark.sql(f"DROP DATABASE IF EXISTS {layer} CASCADE")
+
+
+def _comments(spark, name: str) -> dict[str, str]:
+    return {f.name: f.metadata.get("comment", "") for f in spark.table(name).schema.fields}
+
+
+def _versions(spark, name: str) -> int:
+    return spark.sql(f"DESCRIBE HISTORY {name}").count()
+
+
+def test_catalog_registers_every_layer_with_comments_idempotently(lake, spark, capsys):
+    assert main(["catalog"]) == 0
+    assert "gold 1" in capsys.readouterr().out
+    assert [t.name for t in spark.catalog.listTables("gold")] == [GOLD]
+    assert [t.name for t in spark.catalog.listTables("ops")] == ["dq_results"]
+    assert [t.name for t in spark.catalog.listTables("bronze")] == ["coop_cooperatives"]
+
+    # gold, bronze and ops tables are written without comments: registration adds them from the contracts
+    gold = _comments(spark, f"gold.{GOLD}")
+    assert gold["credit_tier"] == "A >= 700, B 640..699, C 580..639, D < 580"
+    assert gold["as_of_date"] == "D"
+    assert _comments(spark, "bronze.coop_cooperatives")["uscc"].startswith("Unified social credit code")
+    assert _comments(spark, "bronze.coop_cooperatives")["_file_sha256"].startswith("SHA-256")
+    assert _comments(spark, "ops.dq_results")["severity"].startswith("critical")
+    assert spark.catalog.getTable(f"gold.{GOLD}").description == gold_table(GOLD).description
+    assert spark.catalog.getDatabase("gold").description == catalog.LAYER_COMMENTS["gold"]
+
+    # a second run commits nothing: no new Delta version on any table
+    before = {name: _versions(spark, name) for name in (f"gold.{GOLD}", "bronze.coop_cooperatives", "ops.dq_results")}
+    assert main(["catalog"]) == 0
+    assert "comments set on 0" in capsys.readouterr().out
+    assert before == {name: _versions(spark, name) for name in before}
+
+
+def test_tables_registers_a_new_table_and_lists_descriptions(lake, spark, capsys):
+    catalog.refresh(spark)
+    # created by the silver stage after the catalog was last refreshed, with its comments already
+    table = silver_tables()["cooperatives"]
+    tables.create_if_missing(spark, "silver", "cooperatives", table.ddl, partition_by=["_delivery_date"],
+                             comments={c.name: c.description for c in table.columns})
+    assert main(["tables", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    listed = {r["table"]: r for r in json.loads(captured.out)}
+    assert set(listed) == {f"gold.{GOLD}", "silver.cooperatives", "bronze.coop_cooperatives", "ops.dq_results"}
+    assert listed["silver.cooperatives"]["description"] == table.description
+    assert listed[f"gold.{GOLD}"]["kind"] == "delta"
+    assert "registered 1 new table(s): silver.cooperatives" in captured.err
+    assert _comments(spark, "silver.cooperatives")["_delivery_date"].startswith("Delivery date")
+    assert spark.catalog.getTable("silver.cooperatives").description == table.description
+
+    assert main(["tables", "--layer", "gold"]) == 0
+    out = capsys.readouterr().out
+    assert f"gold.{GOLD}" in out and "ops.dq_results" not in out and "(1 row)" in out
+
+
+def test_sql_prints_table_csv_and_json(lake, capsys):
+    statement = f"SELECT coop_id, score, as_of_date, sales_12m_cny FROM gold.{GOLD} ORDER BY as_of_date, coop_id"
+    assert main(["sql", statement, "--format", "csv"]) == 0
+    assert list(csv.reader(io.StringIO(capsys.readouterr().out))) == [
+        ["coop_id", "score", "as_of_date", "sales_12m_cny"],
+        ["c1", "650", "2026-10-01", "1234.50"], ["c1", "700", "2026-10-02", "1234.50"],
+        ["c2", "720", "2026-10-02", "1234.50"]]
+
+    assert main(["sql", statement, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0] == {
+        "coop_id": "c1", "score": 650, "as_of_date": "2026-10-01", "sales_12m_cny": 1234.5}
+
+    assert main(["sql", statement + ";", "--limit", "2"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].split("|")[0].strip() == "coop_id" and lines[-1] == "(2 rows)"
+    assert lines[2].split("|")[1] == "   650 "  # numbers right-aligned
+    assert "showing the first 2 rows" in captured.err
+
+
+def test_sql_time_travel_by_version(lake, capsys):
+    def c1_on_d2(travel: str) -> int:
+        assert main(["sql", f"SELECT score FROM gold.{GOLD} {travel} WHERE coop_id = 'c1' AND as_of_date = '{D2}'",
+                     "--format", "json"]) == 0
+        return json.loads(capsys.readouterr().out)[0]["score"]
+
+    assert c1_on_d2("") == 700
+    assert c1_on_d2("VERSION AS OF 1") == 660
+    # TIMESTAMP AS OF needs the JVM in the session's zone (jobs.spark.catalog_conf), which this shared
+    # test JVM is not: tests/integration/test_sql_endpoint.py queries by timestamp through the server.
+
+
+def test_describe_shows_columns_partitions_history_and_quality(lake, capsys):
+    assert main(["describe", f"gold.{GOLD}"]) == 0
+    out = capsys.readouterr().out
+    assert gold_table(GOLD).description in out
+    assert "credit_tier" in out and "A >= 700, B 640..699" in out
+    assert "rows per partition: 3 in 2 partition(s)" in out and " 2026-10-02 |    2" in out
+    assert "| WRITE" in out and "latest data-quality result: PASSED" in out
+    assert "expect_column_values_to_be_between" in out  # the failed warning is listed
+
+    assert main(["describe", f"gold.{GOLD}", "--version", "0", "--format", "json"]) == 0
+    old = json.loads(capsys.readouterr().out)
+    assert old["as_of"] == {"version": 0} and old["partition_by"] == ["as_of_date"]
+    assert old["partitions"] == [{"as_of_date": "2026-10-01", "rows": 1}]
+    assert [h["operation"] for h in old["history"]][-3:] == ["WRITE", "WRITE", "WRITE"]
+    assert old["quality"]["success"] is True and old["quality"]["partition"] == f"as_of_date={D2}"
+    assert [f["severity"] for f in old["quality"]["failed"]] == ["warning"]
+
+
+@pytest.mark.parametrize(("argv", "code", "says"), [
+    (["sql", "SELECT * FROM gold.nope"], 1, "`agrilake tables` lists the tables"),
+    (["sql", f"SELECT coop_id FROM gold.{GOLD} WHERE score >"], 1, "PARSE_SYNTAX_ERROR"),
+    (["sql", "SELEC 1"], 2, "not a read-only statement (SELEC ...)"),
+    (["sql", f"SELECT no_such_column FROM gold.{GOLD}"], 1, "`agrilake describe <layer>.<table>` lists"),
+    (["sql", f"SELECT * FROM gold.{GOLD} VERSION AS OF 99"], 1, "shows the table's versions"),
+    (["sql", f"DELETE FROM gold.{GOLD}"], 2, "not a read-only statement (DELETE ...)"),
+    (["sql", f"SELECT 1; DROP TABLE gold.{GOLD}"], 2, "one statement at a time"),
+    (["describe", "coop_credit_profile"], 2, "<layer>.<table>"),
+    (["describe", "gold.nope"], 1, "`agrilake tables` lists the tables"),
+])
+def test_errors_say_what_to_do_without_a_stack_trace(lake, capsys, argv, code, says):
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert says in err
+    assert "JVM stacktrace" not in err and "\tat org." not in err and "Traceback" not in err
+
+
+def test_catalog_follows_the_lakehouse_it_is_given(lake, spark, tmp_path, monkeypatch):
+    """Databases made for another lakehouse root (moved, copied) are re-pointed at the next refresh."""
+    catalog.refresh(spark, all_comments=True)
+    other = tmp_path / "other_lake"
+    monkeypatch.setenv("AGRILAKE_LAKEHOUSE", str(other))
+    report = catalog.refresh(spark)
+    assert report.tables == {layer: [] for layer in tables.LAYERS} and not report.registered
+    assert spark.catalog.listTables("gold") == []
+    assert spark.sql("DESCRIBE DATABASE gold").where("info_name = 'Location'").first()[1].endswith(
+        f"{other}/_catalog/warehouse/gold.db")
+    monkeypatch.setenv("AGRILAKE_LAKEHOUSE", str(lake))
+    report = catalog.refresh(spark)
+    assert f"gold.{GOLD}" in report.registered and not report.commented  # the comments are in the Delta logs
+    assert spark.sql(f"SELECT count(*) FROM gold.{GOLD}").first()[0] == 3
+
+
+def test_read_only_guard_and_json_values():
+    assert query.refusal("  -- a comment\n SELECT 'DELETE; it' AS x;") is None
+    assert query.refusal("WITH t AS (SELECT 1) SELECT * FROM t") is None
+    assert query.refusal("WITH t AS (SELECT 1) INSERT INTO gold.x SELECT * FROM t")
+    assert query.refusal("OPTIMIZE gold.x")
+    assert output.jsonable(Decimal("12345678901.25")) == 12345678901.25
+    assert output.jsonable(Decimal("1234567890123456.78")) == "1234567890123456.78"
+    assert output.jsonable(float("nan")) == "nan"
+
+
+def test_a_busy_catalog_fails_fast_naming_its_holder(tmp_path):
+    held = catalog.CatalogLock(str(tmp_path)).acquire("agrilake sql-server")
+    try:
+        with pytest.raises(catalog.CatalogBusy, match=r"in use by pid \d+ \(agrilake sql-server\).*sql-server start"):
+            catalog.CatalogLock(str(tmp_path)).acquire("agrilake sql")
+    finally:
+        held.release()
+    catalog.CatalogLock(str(tmp_path)).acquire("agrilake sql").release()
