@@ -32,7 +32,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,8 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from jobs.processes import free_port, port_is_free
+from jobs.processes import pid_alive as _alive
 from jobs.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -53,35 +54,6 @@ DEFAULT_PORT = 8080
 
 class AirflowServerError(RuntimeError):
     """The local Airflow cannot start or answer; the message says why and where the logs are."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
-            return False
-    return True
 
 
 def group_members(pgid: int) -> list[int]:

@@ -32,7 +32,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from jobs.processes import free_port, pid_alive, port_is_free
 from jobs.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -119,23 +119,6 @@ def find_weed(settings: Settings | None = None) -> str | None:
     if os.access(beside, os.X_OK):
         return str(beside)
     return shutil.which("weed")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    """Can a server listen on `port`? Like Go's listeners, ignore connections lingering in TIME_WAIT."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def write_private(path: Path, text: str) -> None:
@@ -269,16 +252,7 @@ class ObjectStore:
     def _alive(self, pid: int) -> bool:
         if self._proc is not None and self._proc.pid == pid:
             return self._proc.poll() is None  # also reaps our own child, which would linger as a zombie
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
-                return False
-        return True
+        return pid_alive(pid)
 
     def _is_ours(self, pid: int) -> bool:
         """Is `pid` the weed serving this root? A stale pid file may name an unrelated process by now."""

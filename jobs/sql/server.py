@@ -30,6 +30,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from jobs.processes import pid_alive as _alive
 from jobs.settings import Settings, get_settings
 from jobs.sql.catalog import CatalogBusy, CatalogLock, catalog_dir
 
@@ -62,19 +63,6 @@ def _write_state(settings: Settings, state: dict) -> None:
     tmp = path.with_name("server.json.tmp")
     tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
-            return False
-    return True
 
 
 def _is_ours(pid: int | None, port: int | None) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,13 @@ from pyspark.sql import functions as F
 import jobs.gold as gold
 from jobs import tables
 from jobs.contracts import GOLD_TABLES
+from jobs.processes import free_port
 from tests.gold_fixtures import D, world, world_gold
 from tests.integration.conftest import dag_run_state, run_dag
 
 pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for(log: Path, pattern: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -49,14 +43,14 @@ def standalone_cluster(tmp_path_factory):
     """A real standalone master + one worker (2 cores, 1 GB), stopped with their process groups."""
     logs = tmp_path_factory.mktemp("spark_cluster")
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", SPARK_LOG_DIR=str(logs), SPARK_WORKER_DIR=str(logs / "work"))
-    port = _free_port()
+    port = free_port()
     master_url = f"spark://127.0.0.1:{port}"
     procs = []
     master_log = logs / "master.log"
     with master_log.open("w") as out:
         procs.append(subprocess.Popen(
             [str(BIN / "spark-class"), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-             "--port", str(port), "--webui-port", str(_free_port())],
+             "--port", str(port), "--webui-port", str(free_port())],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
     try:
         _wait_for(master_log, r"I have been elected leader", procs[0])
@@ -64,7 +58,7 @@ def standalone_cluster(tmp_path_factory):
         with worker_log.open("w") as out:
             procs.append(subprocess.Popen(
                 [str(BIN / "spark-class"), "org.apache.spark.deploy.worker.Worker", master_url,
-                 "--host", "127.0.0.1", "--cores", "2", "--memory", "1g", "--webui-port", str(_free_port())],
+                 "--host", "127.0.0.1", "--cores", "2", "--memory", "1g", "--webui-port", str(free_port())],
                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
         _wait_for(worker_log, r"Successfully registered with master", procs[1])
         yield master_url, logs
