@@ -27,14 +27,20 @@ def port_is_free(port: int) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
-    """Is `pid` running? A zombie (exited, not yet reaped: PID 1 here reaps nothing) counts as gone."""
+    """Is `pid` running? A zombie (exited, not yet reaped: PID 1 in a container may reap nothing) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
-            return False
-    return True
+    # The leader of a multithreaded process (a JVM) can show "Z" while its other threads still run and
+    # hold its sockets: gone only when every thread is a zombie or dead.
+    tasks = Path(f"/proc/{pid}/task")
+    if not tasks.is_dir():
+        return True  # no /proc: kill(0) is all there is
+    for task in tasks.iterdir():
+        with contextlib.suppress(OSError):
+            if (task / "stat").read_text().rsplit(")", 1)[-1].split()[0] not in ("Z", "X"):
+                return True
+    return False

@@ -200,6 +200,9 @@ def stop(settings: Settings | None = None, timeout: float = 30.0) -> bool:
             time.sleep(0.1)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reaps it when this process started it
+    port = state.get("port")
+    while port and answers(port, timeout=0.2) and time.monotonic() < deadline + 5:
+        time.sleep(0.1)  # the listener closes with the last thread: "stopped" means nobody answers any more
     _write_state(settings, {**state, "pid": None})
     return True
 
