@@ -31,7 +31,10 @@ $(VENV)/.installed: pyproject.toml infra/constraints.txt
 	@echo ">> creating $(VENV) and installing agrilake (first time: ~1-3 min)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -c infra/constraints.txt -e '.[dev]'
+	# --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as on this project's CI machines) nothing is
+	# ever cached, and every Airflow task, Spark worker and CLI call would compile Airflow, GX and pandas
+	# from source again (import great_expectations: 18 s without .pyc, 6.5 s with).
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c infra/constraints.txt -e '.[dev]'
 	$(BIN)/uv pip check --python $(BIN)/python
 	touch $@
 

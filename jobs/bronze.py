@@ -59,23 +59,30 @@ def parse_partition(rows, feed: Feed):
                    *(values.get(c) for c in feed.column_names), r.extra, r.line, sha, name, delivered)
 
 
-def _known_files(spark, feed: Feed) -> tuple[set[str], dict[str, str]]:
-    """(file names already logged, sha -> name of the file first ingested with it) for one feed."""
+def logged_files(spark, feeds: list[Feed]) -> dict[str, list]:
+    """The ingest log's (file_name, file_sha256, status) rows of `feeds`, by feed name: one read per run."""
     from pyspark.sql import functions as F
 
+    out: dict[str, list] = {f.name: [] for f in feeds}
     if not tables.exists(spark, "ops", "ingest_log"):
-        return set(), {}
-    rows = (tables.read(spark, "ops", "ingest_log")
-            .where(F.col("feed") == feed.feed).where(F.col("system") == feed.system)
-            .select("file_name", "file_sha256", "status").collect())
+        return out
+    wanted = F.concat_ws("_", "system", "feed").isin([f.name for f in feeds])
+    for r in (tables.read(spark, "ops", "ingest_log").where(wanted)
+              .select("system", "feed", "file_name", "file_sha256", "status").collect()):
+        out[f"{r.system}_{r.feed}"].append(r)
+    return out
+
+
+def _known_files(rows: list) -> tuple[set[str], dict[str, str]]:
+    """(file names already logged, sha -> name of the file first ingested with it) for one feed."""
     names = {r.file_name for r in rows}
     shas = {r.file_sha256: r.file_name for r in rows if r.status != "duplicate"}
     return names, shas
 
 
-def plan(spark, feed: Feed, landing_root: str, as_of: date):
-    """Split the feed's unseen files into (to ingest, duplicates) by SHA-256."""
-    names, known = _known_files(spark, feed)
+def plan(spark, feed: Feed, landing_root: str, as_of: date, logged: list | None = None):
+    """Split the feed's unseen files into (to ingest, duplicates) by SHA-256; `logged`: logged_files()[feed]."""
+    names, known = _known_files(logged if logged is not None else logged_files(spark, [feed])[feed.name])
     to_ingest, duplicates, seen_now = [], [], {}
     for f in landing.discover(landing_root, feed, as_of):
         if f.name in names:
@@ -90,11 +97,11 @@ def plan(spark, feed: Feed, landing_root: str, as_of: date):
 
 
 def ingest_feed(spark, feed: Feed, landing_root: str, as_of: date, batch_id: str,
-                dq: ops.DQBatch | None = None) -> list[dict]:
+                dq: ops.DQBatch | None = None, logged: list | None = None) -> list[dict]:
     """Ingest one feed's new files; returns the ingest-log rows written."""
     from pyspark.sql import functions as F
 
-    to_ingest, duplicates = plan(spark, feed, landing_root, as_of)
+    to_ingest, duplicates = plan(spark, feed, landing_root, as_of, logged)
     now = datetime.now(UTC).replace(tzinfo=None)
     log_rows: list[dict] = []
 
@@ -178,14 +185,15 @@ def ingest(spark, system: str | None, as_of: date, landing_root: str | None = No
     if not feeds:
         raise SystemExit(f"unknown system {system!r}; one of {sorted(contracts.systems())}")
     out = []
+    logged = logged_files(spark, feeds)
     with ops.DQBatch(spark, partition=as_of.isoformat(), run_id=batch_id) as dq:
         for feed in feeds:
-            out.extend(_ingest_and_log(spark, feed, landing_root, as_of, batch_id, dq))
+            out.extend(_ingest_and_log(spark, feed, landing_root, as_of, batch_id, dq, logged[feed.name]))
     return out
 
 
-def _ingest_and_log(spark, feed: Feed, landing_root: str, as_of: date, batch_id: str, dq) -> list[dict]:
-    rows = ingest_feed(spark, feed, landing_root, as_of, batch_id, dq)
+def _ingest_and_log(spark, feed: Feed, landing_root: str, as_of: date, batch_id: str, dq, logged) -> list[dict]:
+    rows = ingest_feed(spark, feed, landing_root, as_of, batch_id, dq, logged)
     new = [r for r in rows if r["status"] != "duplicate"]
     log.info("bronze.%s: %d file(s), read %d = accepted %d + quarantined %d; %d duplicate file(s)",
              feed.name, len(new), sum(r["read"] for r in new), sum(r["accepted"] for r in new),

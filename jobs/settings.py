@@ -56,6 +56,8 @@ class Settings:
     # VACUUM keeps files that versions younger than this still need (jobs/maintenance.py); below 168 h
     # (Delta's own default) readers of older snapshots and time travel can break.
     vacuum_retention_hours: int = 168
+    # Extra options for the Spark JVMs (driver and executors): GC choice, GC logs, heap dumps.
+    jvm_options: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -89,6 +91,7 @@ class Settings:
             gov_min_cell=int(_env("AGRILAKE_GOV_MIN_CELL", "3")),
             task_retries=int(_env("AGRILAKE_TASK_RETRIES", "2")),
             vacuum_retention_hours=int(_env("AGRILAKE_VACUUM_RETENTION_HOURS", "168")),
+            jvm_options=_env("AGRILAKE_JVM_OPTIONS", ""),
         )
 
     @property

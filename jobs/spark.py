@@ -75,8 +75,13 @@ def spark_conf(settings: Settings, *, test: bool = False, catalog_dir: str | Non
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
     }
+    if settings.jvm_options:
+        conf["spark.driver.extraJavaOptions"] = conf["spark.executor.extraJavaOptions"] = settings.jvm_options
     if catalog_dir:
-        conf.update(catalog_conf(catalog_dir, settings.timezone))
+        catalog = catalog_conf(catalog_dir, settings.timezone)
+        key = "spark.driver.extraJavaOptions"
+        catalog[key] = f"{settings.jvm_options} {catalog[key]}".strip()
+        conf.update(catalog)
     return conf
 
 

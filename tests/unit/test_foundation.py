@@ -42,6 +42,15 @@ def test_spark_conf_has_delta_and_loopback():
     assert "delta-spark" in conf["spark.jars"] and "delta-storage" in conf["spark.jars"]
     assert conf["spark.sql.shuffle.partitions"] == "1" and conf["spark.ui.enabled"] == "false"
     assert conf["spark.driver.host"] == "127.0.0.1"
+    assert "spark.driver.extraJavaOptions" not in conf
+
+
+def test_jvm_options_reach_driver_and_executors_and_keep_the_catalog_options(monkeypatch, tmp_path):
+    monkeypatch.setenv("AGRILAKE_JVM_OPTIONS", "-XX:+UseG1GC")
+    conf = spark_conf(Settings.from_env(), test=True)
+    assert conf["spark.driver.extraJavaOptions"] == conf["spark.executor.extraJavaOptions"] == "-XX:+UseG1GC"
+    with_catalog = spark_conf(Settings.from_env(), catalog_dir=str(tmp_path))["spark.driver.extraJavaOptions"]
+    assert with_catalog.startswith("-XX:+UseG1GC ") and f"-Dderby.system.home={tmp_path}" in with_catalog
 
 
 def test_session_is_delta_enabled(spark):
