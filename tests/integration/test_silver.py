@@ -67,9 +67,9 @@ def sales_jsonl(rows: list[dict]) -> bytes:
     return ("\n".join(json.dumps({**base, **r}, ensure_ascii=False) for r in rows) + "\n").encode()
 
 
-@pytest.fixture
-def landed(tmp_path, lakehouse):
-    root = tmp_path / "landing"
+def land(root):
+    """The landing of these tests: D1 with every outcome (accepted, quarantined, held, duplicate), D2
+    with the reference that releases the held sale, a new cooperative version and a resent sale."""
     coops, members = contracts.feed("coop_cooperatives"), contracts.feed("coop_members")
     _drop(root, "ref_divisions", D1, "divisions.csv", divisions_csv())
     _drop(root, "coop_cooperatives", D1, "coops.csv", _csv(coops.column_names, [
@@ -107,10 +107,51 @@ def _ledger(spark):
             tables.read(spark, "ops", "silver_ledger").collect()}
 
 
-def test_reasons_hold_release_and_dedup(spark, landed):
-    first = _run(spark, landed, D1)
+def _snapshot(spark):
+    return {n: sorted(map(str, tables.read(spark, "silver", n).drop("_batch_id").collect()))
+            for n in ("cooperatives", "members", "sales")}
+
+
+def _strings(spark):
+    """Every string value of every silver table, by table."""
+    out = {}
+    for name in contracts.silver_tables():
+        df = tables.read(spark, "silver", name)
+        strings = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
+        out[name] = [v for row in df.select(*strings).collect() for v in row if v is not None]
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(spark, tmp_path_factory):
+    """D1, then D2, then D2 again on one lakehouse; what each test looks at, taken after each run.
+
+    One sequence for the module: each run on a fresh lakehouse costs a minute or two of Spark and Delta
+    work, and the tests only read what the runs left."""
+    root = tmp_path_factory.mktemp("silver")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AGRILAKE_LAKEHOUSE", str(root / "lakehouse"))
+        landed = land(root / "landing")
+        out = {"first": _run(spark, landed, D1), "ledger_d1": _ledger(spark),
+               "sales_d1": {r.sale_id for r in tables.read(spark, "silver", "sales").collect()},
+               "member_d1": tables.read(spark, "silver", "members").first(), "strings_d1": _strings(spark)}
+        out["second"] = _run(spark, landed, D2)
+        out["ledger_d2"] = _ledger(spark)
+        out["sales_d2"] = {r.sale_id: r for r in tables.read(spark, "silver", "sales").collect()}
+        out["c1_versions"] = (tables.read(spark, "silver", "cooperatives").where("coop_id = 'C1'")
+                              .orderBy("updated_at").collect())
+        out["before_rerun"] = _snapshot(spark)
+        out["again"] = _run(spark, landed, D2)
+        out["after_rerun"] = _snapshot(spark)
+        out["reconcile"] = silver.reconcile(spark, D2, ["coop_cooperatives", "coop_members", "coop_sales"], "test")
+        out["strings_end"] = _strings(spark)
+        yield out
+
+
+def test_reasons_hold_release_and_dedup(runs):
+    first = runs["first"]
     assert first["cooperatives"]["accepted"] == 1 and first["cooperatives"]["duplicate"] == 1
-    led = _ledger(spark)
+    led = runs["ledger_d1"]
     assert led[("coop_cooperatives", 3, D1)] == ("quarantined", "BAD_USCC")
     assert led[("coop_cooperatives", 4, D1)] == ("held", "UNKNOWN_DIVISION")
     assert led[("coop_members", 3, D1)] == ("quarantined", "BAD_RIC")
@@ -118,52 +159,41 @@ def test_reasons_hold_release_and_dedup(spark, landed):
     assert led[("coop_sales", 2, D1)] == ("held", "UNKNOWN_REF")
     assert led[("coop_sales", 3, D1)] == ("quarantined", "OUT_OF_RANGE")
     assert led[("coop_sales", 4, D1)] == ("quarantined", "NOT_ALLOWED")
-    assert {r.sale_id for r in tables.read(spark, "silver", "sales").collect()} == {"S1"}
+    assert runs["sales_d1"] == {"S1"}
 
-    second = _run(spark, landed, D2)
+    second = runs["second"]
     assert second["sales"]["accepted"] == 1 and second["sales"]["duplicate"] == 1  # S2 released, S1 resent
-    sales = {r.sale_id: r for r in tables.read(spark, "silver", "sales").collect()}
+    sales = runs["sales_d2"]
     assert set(sales) == {"S1", "S2"}
     assert sales["S2"]._delivery_date == D1 and str(sales["S2"].amount_cny) == "1234.50"
     # S2 became usable only when C7 arrived: gold for D1, however late it is rebuilt, does not see it
     assert sales["S2"]._available_date == D2 and sales["S1"]._available_date == D1
-    assert _ledger(spark)[("coop_sales", 2, D1)] == ("accepted", None)
-    versions = tables.read(spark, "silver", "cooperatives").where("coop_id = 'C1'").orderBy("updated_at").collect()
+    assert runs["ledger_d2"][("coop_sales", 2, D1)] == ("accepted", None)
+    versions = runs["c1_versions"]
     assert [v.status for v in versions] == ["active", "suspended"]
     assert [v._delivery_date for v in versions] == [D1, D2]
 
 
-def test_pseudonymised_and_no_clear_pii_anywhere(spark, landed):
-    _run(spark, landed, D1)
-    member = tables.read(spark, "silver", "members").first()
+def test_pseudonymised_and_no_clear_pii_anywhere(runs):
+    member = runs["member_d1"]
     assert member.person_key == person_key(valid_ric(), DEMO_PSEUDO_KEY)
     assert member.birth_date == date(1980, 1, 1)
     clear = {valid_ric(), "王五", "赵六", "13912345678"}
-    for name in contracts.silver_tables():
-        df = tables.read(spark, "silver", name)
-        strings = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
-        for row in df.select(*strings).collect():
-            for value in row:
-                assert value is None or not any(c in value for c in clear), (name, value)
+    for strings in (runs["strings_d1"], runs["strings_end"]):
+        assert strings["members"], "no member strings to check"
+        for name, values in strings.items():
+            for value in values:
+                assert not any(c in value for c in clear), (name, value)
 
 
-def test_rerun_changes_nothing_and_counts_reconcile(spark, landed):
-    _run(spark, landed, D1)
-    _run(spark, landed, D2)
-
-    def snapshot():
-        return {n: sorted(map(str, tables.read(spark, "silver", n).drop("_batch_id").collect()))
-                for n in ("cooperatives", "members", "sales")}
-
-    before = snapshot()
-    again = _run(spark, landed, D2)
-    assert all(c["accepted"] == 0 for c in again.values())
-    assert snapshot() == before
-    rows = silver.reconcile(spark, D2, ["coop_cooperatives", "coop_members", "coop_sales"], "test")
+def test_rerun_changes_nothing_and_counts_reconcile(runs):
+    assert all(c["accepted"] == 0 for c in runs["again"].values())
+    assert runs["after_rerun"] == runs["before_rerun"]
+    rows = runs["reconcile"]
     assert rows and all(r["balanced"] for r in rows)
 
 
-def test_refuses_to_start_without_a_key_outside_demo(spark, landed, monkeypatch):
+def test_refuses_to_start_without_a_key_outside_demo(spark, lakehouse, monkeypatch):
     monkeypatch.setenv("AGRILAKE_DEMO", "0")
     monkeypatch.delenv("AGRILAKE_PSEUDO_KEY", raising=False)
     assert silver.main(["--date", D1.isoformat()]) == 1
