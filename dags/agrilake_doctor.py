@@ -11,7 +11,7 @@ with DAG(
     schedule=None,
     start_date=start_date(),
     catchup=False,
-    default_args=default_args(retries=1),
+    default_args=default_args(),
     tags=["agrilake", "ops"],
 ):
     stage_task("delta_check", "jobs.doctor", ["--only", "delta"])
