@@ -355,12 +355,32 @@ class ObjectStore:
                 raise ExitedAtStart(f"weed exited during start-up; the end of {self.log_file}:\n{self._log_tail()}")
             try:
                 client.list_buckets()
-                return
-            except (BotoCoreError, ClientError) as exc:
+                missing = self._unregistered_volumes()
+                if not missing:
+                    return
+                last = ObjectStoreError(f"volumes {sorted(missing)} on disk are not served yet")
+            except (BotoCoreError, ClientError, OSError, ValueError) as exc:
                 last = exc
-                time.sleep(0.2)
+            time.sleep(0.2)
         raise ObjectStoreError(f"S3 did not answer at {self.endpoint} within {timeout:.0f} s ({last}); "
                                f"the end of {self.log_file}:\n{self._log_tail()}")
+
+    def _unregistered_volumes(self) -> set[int]:
+        """Ids of the volume files on disk that the master does not list yet. S3 answers before a
+        restarted volume server has registered its volumes, and a read of their objects then fails
+        with InternalError: the store is ready only when every volume on disk is served."""
+        import urllib.request
+
+        on_disk = {int(p.stem.rsplit("_", 1)[-1]) for p in self.data_dir.rglob("*.dat")
+                   if p.stem.rsplit("_", 1)[-1].isdigit()}
+        if not on_disk:
+            return set()
+        master = self.state()["ports"]["master.port"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{master}/vol/status", timeout=5) as resp:
+            status = json.load(resp)
+        served = {v["Id"] for dc in status["Volumes"]["DataCenters"].values() for rack in dc.values()
+                  for node in rack.values() for v in (node or [])}
+        return on_disk - served
 
     def _create_buckets(self) -> None:
         from botocore.exceptions import ClientError

@@ -414,6 +414,8 @@ def test_objectstore_command_starts_stops_and_keeps_data(tmp_path, capsys):
         assert main(["stop", "--root", root]) == 0 and not local.is_running()
         assert port_is_free(port)
         assert main(["start", "--root", root, "--port", "0"]) == 0
+        # start returns only once the volumes on disk are served again (S3 answers earlier than that)
+        assert list(local.data_dir.rglob("*.dat")) and local._unregistered_volumes() == set()
         assert local.client("gov").get_object(Bucket="gov", Key="kept.txt")["Body"].read() == b"kept"
         assert local.credentials_file.read_bytes() == creds
     finally:
