@@ -39,3 +39,15 @@ def lakehouse(spark, tmp_path, monkeypatch):
     root = tmp_path / "lakehouse"
     monkeypatch.setenv("AGRILAKE_LAKEHOUSE", str(root))
     return root
+
+
+# The longest files first (figures: `--durations` of the suite). Workers take whole files in collection
+# order, so a long file collected last would run alone at the end while the other worker idles.
+LONGEST_FIRST = ("test_defects_end_to_end.py", "test_chain_dags.py", "test_silver.py", "test_spark_cluster.py",
+                 "test_bronze.py", "test_gold_delta.py", "test_sql_endpoint.py", "test_doctor_dag.py",
+                 "test_gold_credit.py", "test_catalog.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order is kept
