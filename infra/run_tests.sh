@@ -3,6 +3,8 @@
 # Two pytest workers by default (AGRILAKE_TEST_WORKERS; 0 = in-process): most integration time is
 # spent waiting on a child process (airflow dags test, spark-submit, a server), so the second core
 # is otherwise idle. Whole files go to one worker, so a module's fixtures are built once.
+# --no-loadscope-reorder: xdist would hand out files by their number of tests, not in the order
+# tests/conftest.py gives (longest first), and a long file with few tests then ran alone at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -13,4 +15,4 @@ echo ">> pytest (${WORKERS} workers)"
 if [ "$WORKERS" = "0" ]; then
     exec "$BIN/python" -m pytest --durations=25 "$@"
 fi
-exec "$BIN/python" -m pytest -n "$WORKERS" --dist loadfile --durations=25 "$@"
+exec "$BIN/python" -m pytest -n "$WORKERS" --dist loadfile --no-loadscope-reorder --durations=25 "$@"

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("jobs.report", "self-contained HTML report with charts of the gold tables for a date"),
     "demo": ("jobs.demo", "the README's main job: demo data through Airflow, then a summary"),
     "maintenance": ("jobs.maintenance", "OPTIMIZE and VACUUM every Delta table, report sizes before/after"),
+    "dags-test": ("jobs.dag_runs", "run DAGs for one date in one process, as `airflow dags test` does"),
     "airflow": ("jobs.airflow_server", "start/stop/status of a local Airflow (UI, scheduler, dag-processor)"),
 }
 

@@ -59,6 +59,26 @@ def run_dag(env: dict, dag_id: str, logical_date: str, extra_env: dict | None = 
     )
 
 
+def run_dags(env: dict, dag_ids: list[str], logical_date: str, extra_env: dict | None = None,
+             timeout: int = 1800, conf: dict | None = None) -> subprocess.CompletedProcess:
+    """`agrilake dags-test`: the DAGs in order, each through `DAG.test()`, in one process (one JVM)."""
+    import json
+
+    run_env = dict(env)
+    run_env.update(extra_env or {})
+    return subprocess.run(
+        [str(BIN / "agrilake"), "dags-test", "--date", logical_date, *(["--conf", json.dumps(conf)] if conf else []),
+         *dag_ids], env=run_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def dag_run_states(proc: subprocess.CompletedProcess) -> list[tuple[str, str]]:
+    """(dag_id, state) of every run `agrilake dags-test` reported, in order."""
+    import re
+
+    return re.findall(r"^   (\S+) \d{4}-\d\d-\d\d: (success|failed|no task ran) in ", proc.stdout, re.MULTILINE)
+
+
 def dag_run_state(proc: subprocess.CompletedProcess) -> str:
     out = proc.stdout + proc.stderr
     if "[DAG TEST] running task" not in out:

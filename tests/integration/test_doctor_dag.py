@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import dag_run_state, run_dag
+from tests.integration.conftest import dag_run_state, dag_run_states, run_dag, run_dags
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +26,14 @@ def test_doctor_dag_writes_a_delta_table(airflow_env, spark, tmp_path):
 
 def test_a_failing_stage_fails_the_task(airflow_env, tmp_path):
     # No Delta jars: the doctor exits non-zero, and the task (and the run) must be marked failed.
-    proc = run_dag(airflow_env, "agrilake_doctor", "2026-11-02",
-                   {"AGRILAKE_LAKEHOUSE": str(tmp_path / "lake"), "AGRILAKE_JARS": str(tmp_path / "nojars"),
-                    "AGRILAKE_TASK_RETRIES": "0"})  # `dags test` would otherwise wait out the retry backoff
+    env = {"AGRILAKE_LAKEHOUSE": str(tmp_path / "lake"), "AGRILAKE_JARS": str(tmp_path / "nojars"),
+           "AGRILAKE_TASK_RETRIES": "0"}  # `dags test` would otherwise wait out the retry backoff
+    proc = run_dag(airflow_env, "agrilake_doctor", "2026-11-02", env)
     assert dag_run_state(proc) == "failed", proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "Delta jars are missing" in proc.stdout + proc.stderr
+
+    # `agrilake dags-test` (make run's runner) says so too, exits 1 and runs nothing after the failure.
+    proc = run_dags(airflow_env, ["agrilake_doctor", "agrilake_ingest_ref"], "2026-11-03", env)
+    assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert dag_run_states(proc) == [("agrilake_doctor", "failed")], proc.stdout[-4000:]
+    assert "DAG agrilake_doctor failed for 2026-11-03" in proc.stderr
