@@ -42,10 +42,11 @@ def lakehouse(spark, tmp_path, monkeypatch):
 
 
 # The longest files first (figures: `--durations` of the suite). Workers take whole files in collection
-# order, so a long file collected last would run alone at the end while the other worker idles.
-LONGEST_FIRST = ("test_defects_end_to_end.py", "test_chain_dags.py", "test_silver.py", "test_spark_cluster.py",
-                 "test_bronze.py", "test_gold_delta.py", "test_sql_endpoint.py", "test_doctor_dag.py",
-                 "test_gold_credit.py", "test_catalog.py")
+# order (run_tests.sh: --no-loadscope-reorder), so a long file collected last would run alone at the
+# end while the other worker idles.
+LONGEST_FIRST = ("test_defects_end_to_end.py", "test_silver.py", "test_bronze.py", "test_spark_cluster.py",
+                 "test_chain_dags.py", "test_gold_credit.py", "test_gold_delta.py", "test_doctor_dag.py",
+                 "test_export.py", "test_sql_endpoint.py", "test_catalog.py", "test_airflow_server.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -363,6 +363,45 @@ def export_parquet(spark, silver, workdir: str) -> dict[str, str]:
     return out
 
 
+def build_and_compare(spark, as_of: date, workdir: str, *, show: int = 20) -> tuple[float, float, int]:
+    """Gold for `as_of` from the current lakehouse's silver, by Spark and by DuckDB on the same snapshot;
+    prints both times, their ratio and the row-by-row comparison. Returns (spark s, duckdb s, mismatches)."""
+    from jobs.bench import gold_duckdb
+    from jobs.gold import read_silver, transform
+
+    silver = read_silver(spark)
+    print("silver rows:", {name: df.count() for name, df in silver.items()}, flush=True)
+
+    # as jobs.gold.publish does: each table persisted once, so the county summary reuses the profile
+    t0 = time.perf_counter()
+    frames = {name: df.persist() for name, df in transform(silver, as_of).items()}
+    spark_out = {name: [r.asDict() for r in df.collect()] for name, df in frames.items()}
+    spark_s = time.perf_counter() - t0
+    for df in frames.values():
+        df.unpersist()
+
+    files = export_parquet(spark, silver, workdir)
+    t0 = time.perf_counter()
+    con = gold_duckdb.connect(files)
+    duck_out = gold_duckdb.gold(con, as_of)
+    duck_s = time.perf_counter() - t0
+
+    print(f"\ngold for {as_of}: rows " + ", ".join(f"{k}={len(v)}" for k, v in spark_out.items()))
+    print(f"spark  build+collect: {spark_s:8.2f} s  ({spark.sparkContext.master})")
+    print(f"duckdb build+fetch:   {duck_s:8.2f} s")
+    print(f"ratio spark/duckdb:   {spark_s / duck_s:8.1f}x")
+
+    bad = 0
+    for name in spark_out:
+        problems = gold_duckdb.compare(name, spark_out[name], duck_out[name])
+        bad += len(problems)
+        status = "identical" if not problems else f"{len(problems)} mismatch(es)"
+        print(f"  {name}: {len(spark_out[name])} rows, {status}")
+        for p in problems[:show]:
+            print(f"    {p}")
+    return spark_s, duck_s, bad
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench.gold", description=__doc__.splitlines()[0])
     parser.add_argument("--lakehouse", required=True, help="lakehouse root holding silver/<table> Delta tables")
@@ -374,8 +413,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ["AGRILAKE_LAKEHOUSE"] = os.path.abspath(args.lakehouse)
 
-    from jobs.bench import gold_duckdb
-    from jobs.gold import read_silver, transform
     from jobs.spark import get_spark
 
     workdir = tempfile.mkdtemp(prefix="agrilake-bench-gold-")
@@ -386,36 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             counts = write_silver(spark, synthesize(args.synthesize, args.seed), workdir)
             print(f"synthetic silver written in {time.perf_counter() - t0:.1f} s: {counts}")
 
-        silver = read_silver(spark)
-        print("silver rows:", {name: df.count() for name, df in silver.items()})
-
-        # as jobs.gold.publish does: each table persisted once, so the county summary reuses the profile
-        t0 = time.perf_counter()
-        frames = {name: df.persist() for name, df in transform(silver, args.date).items()}
-        spark_out = {name: [r.asDict() for r in df.collect()] for name, df in frames.items()}
-        spark_s = time.perf_counter() - t0
-        for df in frames.values():
-            df.unpersist()
-
-        files = export_parquet(spark, silver, workdir)
-        t0 = time.perf_counter()
-        con = gold_duckdb.connect(files)
-        duck_out = gold_duckdb.gold(con, args.date)
-        duck_s = time.perf_counter() - t0
-
-        print(f"\ngold for {args.date}: rows " + ", ".join(f"{k}={len(v)}" for k, v in spark_out.items()))
-        print(f"spark  build+collect: {spark_s:8.2f} s  ({spark.sparkContext.master})")
-        print(f"duckdb build+fetch:   {duck_s:8.2f} s")
-        print(f"ratio spark/duckdb:   {spark_s / duck_s:8.1f}x")
-
-        bad = 0
-        for name in spark_out:
-            problems = gold_duckdb.compare(name, spark_out[name], duck_out[name])
-            bad += len(problems)
-            status = "identical" if not problems else f"{len(problems)} mismatch(es)"
-            print(f"  {name}: {len(spark_out[name])} rows, {status}")
-            for p in problems[:args.show]:
-                print(f"    {p}")
+        _, _, bad = build_and_compare(spark, args.date, workdir, show=args.show)
         return 1 if bad else 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

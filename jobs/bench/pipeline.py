@@ -1,8 +1,11 @@
-"""Bronze and silver throughput: generate a landing at each scale, ingest it, conform it; print rows/s.
+"""Bronze, silver and gold at each scale: generate a landing, ingest it, conform it, build gold.
 
     python -m jobs.bench.pipeline --scales 1 10 --days 30
 
-Each scale runs in a fresh temporary lakehouse with one Spark session (the settings' master).
+Each scale runs in a fresh temporary lakehouse with one Spark session (the settings' master):
+bronze and silver rows/s, then the four gold tables for the last day by Spark and, on the same
+silver snapshot, by the independent DuckDB SQL of jobs/bench/gold_duckdb.py, with both times,
+their ratio and a row-by-row comparison (exit 1 on any difference). The table at the end sums up.
 """
 
 from __future__ import annotations
@@ -28,14 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 10.0])
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--start", type=date.fromisoformat, default=date(2026, 10, 1))
-    parser.add_argument("--no-silver", action="store_true")
+    parser.add_argument("--no-silver", action="store_true", help="bronze only (implies --no-gold)")
+    parser.add_argument("--no-gold", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("AGRILAKE_DEMO", "1")
     from jobs import bronze, generate, silver
+    from jobs.bench.gold import build_and_compare
     from jobs.spark import get_spark
 
     end = args.start + timedelta(days=args.days - 1)
-    print(f"{'scale':>6}{'bronze rows':>13}{'bronze s':>10}{'rows/s':>10}{'silver s':>10}{'rows/s':>10}{'RSS MB':>13}")
+    header = (f"{'scale':>6}{'bronze rows':>13}{'bronze s':>10}{'rows/s':>10}{'silver s':>10}{'rows/s':>10}"
+              f"{'gold s':>9}{'duckdb s':>9}{'ratio':>7}{'RSS MB':>9}")
+    lines, mismatches = [], 0
     for scale in args.scales:
         with tempfile.TemporaryDirectory(prefix=f"agrilake-bench-{scale}-") as tmp:
             landing, lake = Path(tmp) / "landing", Path(tmp) / "lake"
@@ -52,10 +59,17 @@ def main(argv: list[str] | None = None) -> int:
                 t = time.monotonic()
                 silver.run(spark, None, end)
                 silver_s = time.monotonic() - t
+            print(f"scale {scale:g}: bronze {read} rows in {bronze_s:.1f} s, silver {silver_s:.1f} s", flush=True)
+            gold_s = duck_s = float("nan")
+            if not (args.no_silver or args.no_gold):
+                gold_s, duck_s, bad = build_and_compare(spark, end, str(Path(tmp) / "gold"))
+                mismatches += bad
             rss = _tree_rss_mb()
-            print(f"{scale:>6g}{read:>13}{bronze_s:>10.1f}{read / bronze_s:>10.0f}{silver_s:>10.1f}"
-                  f"{read / silver_s:>10.0f}{rss:>13.0f}", flush=True)
-    return 0
+            lines.append(f"{scale:>6g}{read:>13}{bronze_s:>10.1f}{read / bronze_s:>10.0f}{silver_s:>10.1f}"
+                         f"{read / silver_s:>10.0f}{gold_s:>9.1f}{duck_s:>9.1f}{gold_s / duck_s:>6.1f}x{rss:>9.0f}")
+            print("\n".join([header, *lines]), flush=True)
+            spark.stop()  # the next scale starts clean: its own lakehouse, its own JVM heap
+    return 1 if mismatches else 0
 
 
 if __name__ == "__main__":
