@@ -103,7 +103,7 @@ def print_manifests(store) -> None:
         keys = [o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"].endswith("_manifest.json")]
         for key in sorted(keys):
             print(f"  s3://{platform}/{key}")
-    print(f"  endpoint {store.endpoint()} (restart with `agrilake objectstore start`; "
+    print(f"  endpoint {store.endpoint} (restart with `agrilake objectstore start`; "
           f"credentials in {store.credentials_file}, mode 0600)")
 
 

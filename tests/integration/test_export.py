@@ -420,3 +420,16 @@ def test_objectstore_command_starts_stops_and_keeps_data(tmp_path, capsys):
         assert local.credentials_file.read_bytes() == creds
     finally:
         local.stop()
+
+
+def test_the_demo_summary_prints_manifests_endpoint_and_the_newest_gold(spark, store, settings, capsys):
+    from jobs import demo
+
+    export.export_platform(spark, "gov", D1, target=store.target(), settings=settings)
+    demo.print_manifests(store)
+    demo.print_gold_summary(settings)
+    out = capsys.readouterr().out
+    assert f"s3://gov/logistics_division_daily/as_of={D1}/_manifest.json" in out
+    assert f"endpoint {store.endpoint} " in out
+    assert f"gold as of {D1}: credit tiers per county" in out and "village coverage and cold chain" in out
+    assert f"{settings.lakehouse}/gold/<table>" in out
