@@ -45,23 +45,27 @@ def _task_states(dag_id: str, run_id: str) -> dict[str, str]:
     return {task_id: str(state.value if hasattr(state, "value") else state) for task_id, state in rows}
 
 
-def run_dag(dag_id: str, logical_date: str, conf: dict | None = None) -> DagRunResult:
-    """One DAG run for `logical_date` (YYYY-MM-DD), as `airflow dags test dag_id logical_date -c conf`."""
+def _test_dag(dag_id: str, logical_date: str, conf: dict | None):
+    """What `airflow dags test` does for one DAG: load it from the DAG folder, `DAG.test()` it."""
     from airflow.utils import timezone
     from airflow.utils.cli import get_bagged_dag
     from airflow.utils.providers_configuration_loader import providers_configuration_loaded
 
-    started = time.monotonic()
-
-    @providers_configuration_loaded
-    def _run():
+    @providers_configuration_loaded  # as the CLI command is: provider connection types (aws, spark) known
+    def test():
         dag = get_bagged_dag(bundle_names=None, dag_id=dag_id)
         if dag is None:
             raise SystemExit(f"DAG {dag_id!r} is not in the DAG folder, or it failed to parse: "
                              "`airflow dags list-import-errors` says why")
         return dag.test(logical_date=timezone.parse(logical_date), run_conf=conf)
 
-    dr = _run()
+    return test()
+
+
+def run_dag(dag_id: str, logical_date: str, conf: dict | None = None) -> DagRunResult:
+    """One DAG run for `logical_date` (YYYY-MM-DD), as `airflow dags test dag_id logical_date -c conf`."""
+    started = time.monotonic()
+    dr = _test_dag(dag_id, logical_date, conf)
     tasks = _task_states(dag_id, dr.run_id)
     ran = [s for s in tasks.values() if s not in ("None", "scheduled", "removed")]
     state = str(dr.state.value if hasattr(dr.state, "value") else dr.state)

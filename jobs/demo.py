@@ -170,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
 
 # Through Airflow, for the newest demo date: ingest picks up every delivery folder <= that date.
 DEMO_DAGS = [
-    "agrilake_doctor", "agrilake_ingest_ref", "agrilake_ingest_coop", "agrilake_ingest_postal", "agrilake_ingest_bank",
+    "agrilake_doctor",
+    "agrilake_ingest_ref", "agrilake_ingest_coop", "agrilake_ingest_postal", "agrilake_ingest_bank",
     "agrilake_silver_divisions", "agrilake_silver_coop", "agrilake_silver_postal", "agrilake_silver_bank",
     "agrilake_gold", "agrilake_export",
 ]

@@ -30,13 +30,15 @@ def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
     _drop(landing, "coop_sales", D1, "sales.jsonl", sales_jsonl([{"sale_id": "S1", "coop_id": "C1"}]))
     env = {"AGRILAKE_LANDING": str(landing), "AGRILAKE_LAKEHOUSE": str(lake)}
     # The reference and coop chains, one DAG per layer in the order their Assets schedule them, in one
-    # `agrilake dags-test` process (one warm JVM for every task); gold and export for D1 by `params.date`, as a triggered run would pass it; the
-    # export's keys (the pipeline identity's) from an Airflow connection, as in production.
+    # `agrilake dags-test` process (one warm JVM for every task); gold and export for D1 by `params.date`,
+    # as a triggered run would pass it; the export's keys (the pipeline identity's) from an Airflow
+    # connection, as in production.
     creds = store.credentials()["pipeline"]
     conn = {"conn_type": "aws", "login": creds["access_key"], "password": creds["secret_key"],
             "extra": {"endpoint_url": store.endpoint}}
     chain_env = {**env, "AGRILAKE_S3_CONN_ID": "agrilake_s3", "AIRFLOW_CONN_AGRILAKE_S3": json.dumps(conn)}
-    dags = ["agrilake_ingest_ref", "agrilake_silver_divisions", "agrilake_ingest_coop", "agrilake_silver_coop", "agrilake_gold", "agrilake_export"]
+    dags = ["agrilake_ingest_ref", "agrilake_silver_divisions", "agrilake_ingest_coop", "agrilake_silver_coop",
+            "agrilake_gold", "agrilake_export"]
     proc = run_dags(airflow_env, dags, D1.isoformat(), chain_env, conf={"date": D1.isoformat()})
     logs = proc.stdout + proc.stderr
     assert proc.returncode == 0 and dag_run_states(proc) == [(d, "success") for d in dags], logs[-6000:]
