@@ -27,7 +27,7 @@ test: setup browser
 setup: venv jars airflow-home
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml infra/constraints.txt
+$(VENV)/.installed: pyproject.toml setup.py infra/constraints.txt
 	@echo ">> creating $(VENV) and installing agrilake (first time: ~1-3 min)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
@@ -47,7 +47,7 @@ $(JARS)/.fetched: infra/jars/pom.xml
 	    -DexcludeTransitive=true -DincludeScope=runtime
 	touch $@
 
-# Delta on S3 (infra/compose.yaml, README "Running at scale"): hadoop-aws + the AWS SDK bundle (~600 MB).
+# Delta on S3 (infra/compose.yaml, docs/deployment.md): hadoop-aws + the AWS SDK bundle (~600 MB).
 jars-s3a: $(JARS)/.fetched-s3a
 $(JARS)/.fetched-s3a: infra/jars/s3a/pom.xml
 	mkdir -p $(JARS)
@@ -76,7 +76,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 bench: setup
-	$(BIN)/python -m jobs.bench
+	$(BIN)/python -m agrilake.devdata.bench.pipeline --scales 1 10 --days 7
 
 clean:
 	rm -rf data .airflow .pytest_cache spark-warehouse

@@ -2,16 +2,18 @@
 
 from airflow.sdk import DAG
 
-from jobs.orchestration import default_args, stage_task, start_date
+from agrilake.orchestration.tasks import Wiring
+
+wiring = Wiring.from_env()
 
 with DAG(
     dag_id="agrilake_doctor",
     description="Spark + Delta runtime check",
     doc_md=__doc__,
     schedule=None,
-    start_date=start_date(),
+    start_date=wiring.start_date(),
     catchup=False,
-    default_args=default_args(),
+    default_args=wiring.default_args(),
     tags=["agrilake", "ops"],
 ):
-    stage_task("delta_check", "jobs.doctor", ["--only", "delta"])
+    wiring.stage_task("delta_check", "agrilake.doctor", ["--only", "delta"])

@@ -1,4 +1,4 @@
-"""Gold DAG: the credit and logistics datasets (METRICS.md) for one as-of date, write-audit-publish.
+"""Gold DAG: the credit and logistics datasets (docs/metrics.md) for one as-of date, write-audit-publish.
 
 Scheduled when every silver domain has published; builds the four gold tables for `params.date`
 (default: the newest delivery ingested), validates each with its GX suite and only then replaces
@@ -8,20 +8,21 @@ so stops the export DAG (it is scheduled on the gold Assets, which are not updat
 
 from airflow.sdk import DAG, Param
 
-from jobs.contracts import GOLD_TABLES, SILVER_DOMAINS
-from jobs.orchestration import all_of, asset, default_args, silver_assets, stage_task, start_date
+from agrilake.orchestration.tasks import Wiring, all_of
+
+wiring = Wiring.from_env()
 
 with DAG(
     dag_id="agrilake_gold",
     description="silver -> gold credit and logistics datasets",
     doc_md=__doc__,
-    schedule=all_of([a for d in SILVER_DOMAINS for a in silver_assets(d)]),
-    start_date=start_date(),
+    schedule=all_of([a for d in wiring.domains() for a in wiring.silver_assets(d)]),
+    start_date=wiring.start_date(),
     catchup=False,
     max_active_runs=1,
     params={"date": Param("latest", type="string", description="as-of date YYYY-MM-DD, or latest")},
-    default_args=default_args(),
+    default_args=wiring.default_args(),
     tags=["agrilake", "gold"],
 ):
-    stage_task("build_and_publish", "jobs.gold", ["--date", "{{ params.date }}"],
-               outlets=[asset("gold", t) for t in GOLD_TABLES])
+    wiring.stage_task("build_and_publish", "agrilake.stages.gold", ["--date", "{{ params.date }}"],
+               outlets=wiring.gold_assets())

@@ -7,19 +7,20 @@ of its system, which schedule the silver DAGs.
 
 from airflow.sdk import DAG
 
-from jobs.contracts import systems
-from jobs.orchestration import bronze_assets, default_args, stage_task, start_date
+from agrilake.orchestration.tasks import Wiring
 
-for system in sorted(systems()):
+wiring = Wiring.from_env()
+
+for system in wiring.systems():
     with DAG(
         dag_id=f"agrilake_ingest_{system}",
         description=f"landing/{system}/* -> bronze.{system}_*",
         doc_md=__doc__,
         schedule="@daily",
-        start_date=start_date(),
+        start_date=wiring.start_date(),
         catchup=True,
         max_active_runs=1,
-        default_args=default_args(),
+        default_args=wiring.default_args(),
         tags=["agrilake", "bronze", system],
     ):
-        stage_task("ingest", "jobs.bronze", ["--date", "{{ ds }}", "--system", system], outlets=bronze_assets(system))
+        wiring.stage_task("ingest", "agrilake.stages.bronze", ["--date", "{{ ds }}", "--system", system], outlets=wiring.bronze_assets(system))

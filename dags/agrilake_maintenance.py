@@ -12,7 +12,9 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, chain
 
-from jobs.orchestration import default_args, stage_task, start_date
+from agrilake.orchestration.tasks import Wiring
+
+wiring = Wiring.from_env()
 
 LAYERS = ("bronze", "silver", "gold", "ops")
 
@@ -22,11 +24,11 @@ with DAG(
     doc_md=__doc__,
     # Sunday 03:00 in Asia/Shanghai (19:00 UTC on Saturday): after the night's ingest, before Monday's use.
     schedule="0 19 * * 6",
-    start_date=start_date(),
+    start_date=wiring.start_date(),
     catchup=False,
     max_active_runs=1,
     # Rewriting a large bronze table takes longer than a daily stage.
-    default_args=default_args(execution_timeout=timedelta(hours=4)),
+    default_args=wiring.default_args(execution_timeout=timedelta(hours=4)),
     tags=["agrilake", "ops", "maintenance"],
 ):
-    chain(*[stage_task(f"maintain_{layer}", "jobs.maintenance", ["--tables", f"{layer}.*"]) for layer in LAYERS])
+    chain(*[wiring.stage_task(f"maintain_{layer}", "agrilake.stages.maintenance", ["--tables", f"{layer}.*"]) for layer in LAYERS])

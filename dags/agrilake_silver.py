@@ -7,22 +7,22 @@ and publish the silver Assets that schedule the gold DAG.
 
 from airflow.sdk import DAG, Param
 
-from jobs.orchestration import all_of, bronze_assets, default_args, silver_assets, stage_task, start_date
+from agrilake.orchestration.tasks import Wiring, all_of
 
-SOURCES = {"divisions": ["ref"], "coop": ["coop"], "postal": ["postal"], "bank": ["bank"]}
+wiring = Wiring.from_env()
 
-for domain, systems in SOURCES.items():
+for domain, systems in wiring.domains().items():
     with DAG(
         dag_id=f"agrilake_silver_{domain}",
         description=f"bronze -> silver ({domain})",
         doc_md=__doc__,
-        schedule=all_of([a for s in systems for a in bronze_assets(s)]),
-        start_date=start_date(),
+        schedule=all_of([a for s in systems for a in wiring.bronze_assets(s)]),
+        start_date=wiring.start_date(),
         catchup=False,
         max_active_runs=1,
         params={"date": Param("latest", type="string", description="as-of date YYYY-MM-DD, or latest")},
-        default_args=default_args(),
+        default_args=wiring.default_args(),
         tags=["agrilake", "silver", domain],
     ):
-        stage_task("conform", "jobs.silver", ["--date", "{{ params.date }}", "--domain", domain],
-                   outlets=silver_assets(domain))
+        wiring.stage_task("conform", "agrilake.stages.silver", ["--date", "{{ params.date }}", "--domain", domain],
+                          outlets=wiring.silver_assets(domain))

@@ -1,4 +1,8 @@
-"""Shared fixtures: one session-wide local Spark (local[1], one shuffle partition, UI off)."""
+"""Shared fixtures: one session-wide local Spark (local[1], one shuffle partition, UI off) and run contexts.
+
+Code under test receives its settings in a RunContext, as the entry points hand them down; a test
+points a run at its own lakehouse by building a context (`ctx`), never by editing the environment.
+"""
 
 from __future__ import annotations
 
@@ -22,23 +26,41 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory):
-    """The one SparkSession of the test run; its lakehouse lives in a temporary folder."""
-    lake = tmp_path_factory.mktemp("lakehouse")
-    os.environ["AGRILAKE_LAKEHOUSE"] = str(lake)
-    from jobs.spark import get_spark
+def settings(tmp_path_factory):
+    """The test run's settings: the environment's, on a temporary lakehouse, synthetic data only."""
+    from agrilake.core.settings import Settings
 
-    session = get_spark("agrilake-tests", test=True)
+    return Settings.from_env(lakehouse=str(tmp_path_factory.mktemp("lakehouse")), demo_mode=True)
+
+
+@pytest.fixture(scope="session")
+def spark(settings):
+    """The one SparkSession of the test run."""
+    from agrilake.core.spark import get_spark
+
+    session = get_spark("agrilake-tests", settings=settings, test=True)
     yield session
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def session_ctx(settings, spark):
+    """A run context on the session's lakehouse (shared by every test that asks for it)."""
+    from agrilake.core.context import RunContext
+
+    return RunContext(settings, spark, "agrilake-tests")
+
+
 @pytest.fixture
-def lakehouse(spark, tmp_path, monkeypatch):
-    """A fresh, empty lakehouse root for one test (the session's Spark is reused)."""
-    root = tmp_path / "lakehouse"
-    monkeypatch.setenv("AGRILAKE_LAKEHOUSE", str(root))
-    return root
+def lakehouse(tmp_path):
+    """A fresh, empty lakehouse root for one test."""
+    return tmp_path / "lakehouse"
+
+
+@pytest.fixture
+def ctx(session_ctx, lakehouse):
+    """A run context on a fresh lakehouse for one test (the session's Spark is reused)."""
+    return session_ctx.with_settings(lakehouse=str(lakehouse))
 
 
 # The longest files first (figures: `--durations` of the suite). Workers take whole files in collection

@@ -1,4 +1,4 @@
-"""Silver-shaped DataFrames for gold tests, built from the silver contracts (jobs.contracts).
+"""Silver-shaped DataFrames for gold tests, built from the silver contracts (agrilake.core.contracts).
 
 Rows are dicts of plain values: dates as 'YYYY-MM-DD', instants as ISO 8601 with offset (a naive
 one is read as +08:00), money as str/int/Decimal. Missing columns are null; lineage defaults to a
@@ -15,7 +15,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql.types import ArrayType, DateType, DecimalType, DoubleType, TimestampType
 
-from jobs.contracts import silver_tables
+from agrilake.core.contracts import packaged
 
 CST = timezone(timedelta(hours=8))
 DELIVERED = "2020-01-01"
@@ -46,7 +46,7 @@ def _value(dtype, v: Any) -> Any:
 
 def silver_frame(spark, entity: str, rows: list[dict[str, Any]]) -> DataFrame:
     """A silver.<entity> DataFrame with exactly the contract's columns and types."""
-    struct = spark.createDataFrame([], silver_tables()[entity].ddl).schema
+    struct = spark.createDataFrame([], packaged().silver_tables()[entity].ddl).schema
     known = {f.name for f in struct.fields}
     data = []
     for i, row in enumerate(rows, start=1):
@@ -61,10 +61,10 @@ def silver_frame(spark, entity: str, rows: list[dict[str, Any]]) -> DataFrame:
 
 def silver_set(spark, **rows: list[dict[str, Any]]) -> dict[str, DataFrame]:
     """All ten silver tables; the ones not given are empty."""
-    unknown = set(rows) - set(silver_tables())
+    unknown = set(rows) - set(packaged().silver_tables())
     if unknown:
         raise KeyError(f"unknown silver table(s) {sorted(unknown)}")
-    return {name: silver_frame(spark, name, rows.get(name, [])) for name in silver_tables()}
+    return {name: silver_frame(spark, name, rows.get(name, [])) for name in packaged().silver_tables()}
 
 
 def filtered(silver: dict[str, DataFrame], as_of: date) -> dict[str, DataFrame]:
@@ -353,7 +353,7 @@ _world_gold: dict[tuple[int, str], list[dict[str, Any]]] = {}
 
 def world_gold(spark, name: str) -> list[dict[str, Any]]:
     """One gold table of the world as of D, as a list of dicts (computed once per session)."""
-    from jobs.gold import transform
+    from agrilake.stages.gold import transform
 
     key = (id(spark), name)
     if key not in _world_gold:
@@ -363,8 +363,6 @@ def world_gold(spark, name: str) -> list[dict[str, Any]]:
 
 def world_gold_frame(spark, name: str) -> DataFrame:
     """The world's gold table as a DataFrame rebuilt from its collected rows (no recomputation)."""
-    from jobs.gold.contract import gold_table
-
-    ddl = ", ".join(f"{c.name} {c.spark_type}" for c in gold_table(name).columns)
+    ddl = packaged().gold_table(name).ddl
     struct = spark.createDataFrame([], ddl).schema
     return spark.createDataFrame([tuple(r[f.name] for f in struct.fields) for r in world_gold(spark, name)], struct)

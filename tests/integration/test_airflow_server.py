@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.airflow_server import AirflowServer, _alive, descendants, group_members, http_json
+from agrilake.core.settings import Settings
+from agrilake.services.airflow_server import AirflowServer, http_json
+from agrilake.services.processes import descendants, group_members, pid_alive
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +52,7 @@ def test_start_login_list_every_dag_stop(server_env):
     t0 = time.monotonic()
     loader = subprocess.Popen([sys.executable, "-c", LOADER, str(ROOT / "dags")], env=server_env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    server = AirflowServer(server_env["AIRFLOW_HOME"], port=0, env=server_env)
+    server = AirflowServer(Settings.from_env(server_env), server_env["AIRFLOW_HOME"], port=0, env=server_env)
     pids: set[int] = set()
     pgid = None
     try:
@@ -87,7 +89,7 @@ def test_start_login_list_every_dag_stop(server_env):
             loader.kill()
         stopped = server.stop()
     assert stopped and not server.is_running()
-    assert not [p for p in pids if _alive(p)], "processes left after stop"
+    assert not [p for p in pids if pid_alive(p)], "processes left after stop"
     assert not group_members(pgid)
 
     # The password exists only in the 0600 file: neither Airflow nor the supervisor logged it.
@@ -101,6 +103,8 @@ def test_start_login_list_every_dag_stop(server_env):
 
 
 def test_stop_and_status_when_not_running(tmp_path):
-    server = AirflowServer(tmp_path / "none", port=0, env={**os.environ, "AIRFLOW_HOME": str(tmp_path / "none")})
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "none")}
+    server = AirflowServer(Settings.from_env(env), port=0, env=env)
+    assert server.home == tmp_path / "none"
     assert server.stop() is False
     assert server.status()["running"] is False

@@ -17,10 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs import ops, tables
-from jobs.gold.contract import gold_table
-from jobs.objectstore import free_port
-from jobs.sql import server
+from agrilake.core import ops, tables
+from agrilake.services.processes import answers, free_port, pid_alive
 
 pytestmark = pytest.mark.integration
 
@@ -50,20 +48,20 @@ def _run(argv: list[str], env: dict, timeout: float = 300) -> subprocess.Complet
     return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
-def test_sql_endpoint_serves_gold_tables_to_a_separate_client(spark, tmp_path, monkeypatch):
-    lake = tmp_path / "lakehouse"
-    monkeypatch.setenv("AGRILAKE_LAKEHOUSE", str(lake))
-    ddl = gold_table(GOLD).ddl
+def test_sql_endpoint_serves_gold_tables_to_a_separate_client(ctx):
+    lake = Path(ctx.settings.lakehouse)
+    gold = ctx.contracts.gold_table(GOLD)
     for as_of, scores in ((D1, {"c1": 650}), (D2, {"c1": 700, "c2": 720})):
         rows = [{"as_of_date": as_of, "coop_id": c, "score": s, "credit_tier": "A" if s >= 700 else "B"}
                 for c, s in scores.items()]
-        tables.replace_partition(ops.rows_df(spark, ddl, rows), "gold", GOLD, "as_of_date", as_of.isoformat())
+        df = ops.rows_df(ctx, gold.ddl, rows)
+        tables.replace_partition(ctx, df, "gold", GOLD, "as_of_date", as_of.isoformat())
 
     port = free_port()
     url = f"sc://127.0.0.1:{port}"
     env = {**os.environ, "AGRILAKE_LAKEHOUSE": str(lake), "AGRILAKE_SPARK_MASTER": "local[1]",
            "AGRILAKE_DRIVER_MEMORY": "1g", "AGRILAKE_SHUFFLE_PARTITIONS": "1"}
-    cli = [sys.executable, "-m", "jobs.cli"]
+    cli = [sys.executable, "-m", "agrilake.cli"]
     started = _run([*cli, "sql-server", "start", "--port", str(port), "--timeout", "300"], env, timeout=420)
     state = json.loads((lake / "_catalog" / "sql-server" / "server.json").read_text())
     try:
@@ -76,7 +74,7 @@ def test_sql_endpoint_serves_gold_tables_to_a_separate_client(spark, tmp_path, m
         assert result["rows"] == [{"coop_id": "c1", "score": 700, "credit_tier": "A"},
                                   {"coop_id": "c2", "score": 720, "credit_tier": "A"}]
         assert result["rows_at_first_commit"] == 1  # TIMESTAMP AS OF, in the session zone the history shows
-        assert result["tables"] == {GOLD: gold_table(GOLD).description}
+        assert result["tables"] == {GOLD: gold.description}
         assert result["comment"] == "A >= 700, B 640..699, C 580..639, D < 580"
 
         # the Derby catalog is the server's now: agrilake's own commands must go through it
@@ -89,6 +87,6 @@ def test_sql_endpoint_serves_gold_tables_to_a_separate_client(spark, tmp_path, m
     finally:
         stopped = _run([*cli, "sql-server", "stop"], env)
     assert stopped.returncode == 0 and "SQL server stopped" in stopped.stdout
-    assert not server._alive(state["pid"])
-    assert not server.answers(port)
+    assert not pid_alive(state["pid"])
+    assert not answers(port)
     assert _run([*cli, "sql-server", "status"], env).returncode == 1

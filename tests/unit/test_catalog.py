@@ -16,47 +16,46 @@ from unittest import mock
 
 import pytest
 
-from jobs import ops, tables
-from jobs.bronze import bronze_ddl
-from jobs.cli import main
-from jobs.contracts import feeds, silver_tables
-from jobs.gold.contract import gold_table
-from jobs.quality import ExpectationOutcome, SuiteResult
-from jobs.sql import catalog, output, query
+from agrilake.analyst import catalog, output, query
+from agrilake.cli import main
+from agrilake.core import ops, tables
+from agrilake.core.context import RunContext
+from agrilake.core.quality import ExpectationOutcome, SuiteResult
 
 GOLD = "coop_credit_profile"
 D1, D2 = date(2026, 10, 1), date(2026, 10, 2)
 
 
-def _gold_rows(spark, name: str, rows: list[dict]):
-    return ops.rows_df(spark, gold_table(name).ddl, rows)
-
-
-def _build(spark) -> None:
+def _build(ctx: RunContext) -> None:
     """gold: partition D1 (version 0), D2 (1), D2 rewritten with c1's new score (2); a bronze table as
     ingestion creates it (no comments); ops.dq_results with one passed validation that has a warning."""
     coop = {"county_code": "110101", "credit_tier": "B", "sales_12m_cny": Decimal("1234.50"), "reason_codes": []}
+    ddl = ctx.contracts.gold_table(GOLD).ddl
     for as_of, scores in ((D1, {"c1": 650}), (D2, {"c1": 660, "c2": 720}), (D2, {"c1": 700, "c2": 720})):
-        df = _gold_rows(spark, GOLD, [{**coop, "as_of_date": as_of, "coop_id": c, "score": s} for c, s in scores.items()])
-        tables.replace_partition(df, "gold", GOLD, "as_of_date", as_of.isoformat())
-    tables.create_if_missing(spark, "bronze", "coop_cooperatives", bronze_ddl(feeds()["coop_cooperatives"]),
+        rows = [{**coop, "as_of_date": as_of, "coop_id": c, "score": s} for c, s in scores.items()]
+        df = ops.rows_df(ctx, ddl, rows)
+        tables.replace_partition(ctx, df, "gold", GOLD, "as_of_date", as_of.isoformat())
+    feed = ctx.contracts.feed("coop_cooperatives")
+    tables.create_if_missing(ctx, "bronze", feed.name, ctx.contracts.bronze_ddl(feed),
                              partition_by=["_delivery_date"])
     outcomes = [ExpectationOutcome("expect_column_values_to_not_be_null", "coop_id", "critical", True, "0 unexpected"),
                 ExpectationOutcome("expect_column_values_to_be_between", "score", "warning", False, "1 unexpected")]
-    # jobs.ops.record_dq_results would also create the other ops tables: two more commits to wait for
-    tables.create_if_missing(spark, "ops", "dq_results", ops.DQ_RESULTS_DDL)
+    # agrilake.core.ops.record_dq_results would also create the other ops tables: two more commits to wait for
+    tables.create_if_missing(ctx, "ops", "dq_results", ops.ddl(ctx, "dq_results"))
     with mock.patch.object(ops, "ensure"):
-        ops.record_dq_results(spark, SuiteResult(f"gold_{GOLD}", True, outcomes), table=f"gold.{GOLD}",
+        ops.record_dq_results(ctx, SuiteResult(f"gold_{GOLD}", True, outcomes), table=f"gold.{GOLD}",
                               partition=f"as_of_date={D2}")
 
 
 @pytest.fixture(scope="module")
-def lake(spark, tmp_path_factory):
+def lake(session_ctx, spark, tmp_path_factory) -> RunContext:
+    """The run context of a small lakehouse; the commands (`main`) find it in AGRILAKE_LAKEHOUSE."""
     root = tmp_path_factory.mktemp("sql_lake")
+    ctx = session_ctx.with_settings(lakehouse=str(root))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AGRILAKE_LAKEHOUSE", str(root))
-        _build(spark)
-        yield root
+        _build(ctx)
+        yield ctx
     for layer in tables.LAYERS:  # the session's catalog is shared with the other tests
         spark.sql(f"DROP DATABASE IF EXISTS {layer} CASCADE")
 
@@ -83,7 +82,7 @@ def test_catalog_registers_every_layer_with_comments_idempotently(lake, spark, c
     assert _comments(spark, "bronze.coop_cooperatives")["uscc"].startswith("Unified social credit code")
     assert _comments(spark, "bronze.coop_cooperatives")["_file_sha256"].startswith("SHA-256")
     assert _comments(spark, "ops.dq_results")["severity"].startswith("critical")
-    assert spark.catalog.getTable(f"gold.{GOLD}").description == gold_table(GOLD).description
+    assert spark.catalog.getTable(f"gold.{GOLD}").description == lake.contracts.gold_table(GOLD).description
     assert spark.catalog.getDatabase("gold").description == catalog.LAYER_COMMENTS["gold"]
 
     # a second run commits nothing: no new Delta version on any table
@@ -94,10 +93,10 @@ def test_catalog_registers_every_layer_with_comments_idempotently(lake, spark, c
 
 
 def test_tables_registers_a_new_table_and_lists_descriptions(lake, spark, capsys):
-    catalog.refresh(spark)
+    catalog.refresh(lake)
     # created by the silver stage after the catalog was last refreshed, with its comments already
-    table = silver_tables()["cooperatives"]
-    tables.create_if_missing(spark, "silver", "cooperatives", table.ddl, partition_by=["_delivery_date"],
+    table = lake.contracts.silver_tables()["cooperatives"]
+    tables.create_if_missing(lake, "silver", "cooperatives", table.ddl, partition_by=["_delivery_date"],
                              comments={c.name: c.description for c in table.columns})
     assert main(["tables", "--format", "json"]) == 0
     captured = capsys.readouterr()
@@ -142,14 +141,15 @@ def test_sql_time_travel_by_version(lake, capsys):
 
     assert c1_on_d2("") == 700
     assert c1_on_d2("VERSION AS OF 1") == 660
-    # TIMESTAMP AS OF needs the JVM in the session's zone (jobs.spark.catalog_conf), which this shared
-    # test JVM is not: tests/integration/test_sql_endpoint.py queries by timestamp through the server.
+    # TIMESTAMP AS OF needs the JVM in the session's zone (agrilake.core.spark.catalog_conf), which this
+    # shared test JVM is not: tests/integration/test_sql_endpoint.py queries by timestamp through the
+    # server.
 
 
 def test_describe_shows_columns_partitions_history_and_quality(lake, capsys):
     assert main(["describe", f"gold.{GOLD}"]) == 0
     out = capsys.readouterr().out
-    assert gold_table(GOLD).description in out
+    assert lake.contracts.gold_table(GOLD).description in out
     assert "credit_tier" in out and "A >= 700, B 640..699" in out
     assert "rows per partition: 3 in 2 partition(s)" in out and " 2026-10-02 |    2" in out
     assert "| WRITE" in out and "latest data-quality result: PASSED" in out
@@ -182,20 +182,59 @@ def test_errors_say_what_to_do_without_a_stack_trace(lake, capsys, argv, code, s
     assert "JVM stacktrace" not in err and "\tat org." not in err and "Traceback" not in err
 
 
-def test_catalog_follows_the_lakehouse_it_is_given(lake, spark, tmp_path, monkeypatch):
+def test_catalog_follows_the_lakehouse_it_is_given(lake, spark, tmp_path):
     """Databases made for another lakehouse root (moved, copied) are re-pointed at the next refresh."""
-    catalog.refresh(spark, all_comments=True)
+    catalog.refresh(lake, all_comments=True)
     other = tmp_path / "other_lake"
-    monkeypatch.setenv("AGRILAKE_LAKEHOUSE", str(other))
-    report = catalog.refresh(spark)
+    report = catalog.refresh(lake.with_settings(lakehouse=str(other)))
     assert report.tables == {layer: [] for layer in tables.LAYERS} and not report.registered
     assert spark.catalog.listTables("gold") == []
     assert spark.sql("DESCRIBE DATABASE gold").where("info_name = 'Location'").first()[1].endswith(
         f"{other}/_catalog/warehouse/gold.db")
-    monkeypatch.setenv("AGRILAKE_LAKEHOUSE", str(lake))
-    report = catalog.refresh(spark)
+    report = catalog.refresh(lake)
     assert f"gold.{GOLD}" in report.registered and not report.commented  # the comments are in the Delta logs
     assert spark.sql(f"SELECT count(*) FROM gold.{GOLD}").first()[0] == 3
+
+
+def test_descriptions_come_from_the_contracts():
+    """Every table the code can create is described, ops and bronze lineage columns from schemas/ too."""
+    from agrilake.core.contracts import packaged
+
+    contracts = packaged()
+    for layer, names in catalog.known_tables(contracts).items():
+        for name in names:
+            text, columns = catalog.descriptions(contracts, layer, name)
+            assert text and columns, f"{layer}.{name} has no description"
+    assert set(catalog.known_tables(contracts)["ops"]) >= {"ingest_log", "quarantine", "dq_results",
+                                                            "export_manifests", "silver_ledger"}
+    _, bronze = catalog.descriptions(contracts, "bronze", "coop_cooperatives")
+    assert bronze["_file_sha256"] == "SHA-256 of the landed file (a file seen before is not ingested again)"
+    _, dq = catalog.descriptions(contracts, "ops", "dq_results")
+    assert dq["severity"] == "critical (stops the publish) or warning"
+
+
+def test_the_catalog_does_not_import_the_server_that_imports_it():
+    """analyst.catalog reads the SQL server's state (services.sql_endpoint); only analyst.sql_server
+    imports the catalog to start one, and nothing under services imports analyst; and no module under core or stages imports services or analyst."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import agrilake
+
+    code = "import sys, agrilake.analyst.catalog; assert 'agrilake.analyst.sql_server' not in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    package = Path(agrilake.__file__).parent
+    wrong = []
+    for path in [*package.glob("core/**/*.py"), *package.glob("stages/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            wrong += [f"{path.relative_to(package)}: {n}" for n in names
+                      if n.startswith(("agrilake.services", "agrilake.analyst"))]
+    assert not wrong
 
 
 def test_read_only_guard_and_json_values():

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from jobs import cli, quality
+from agrilake import cli
+from agrilake.core import quality
 
 SUITE = "silver.datadocs_probe"
 NOT_NULL = {"expectation": "expect_column_values_to_not_be_null", "kwargs": {"column": "n"}, "severity": "critical"}
@@ -20,24 +21,27 @@ def _text(page: Path) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", raw))
 
 
-def _build(capsys) -> Path:
+def _build(ctx, monkeypatch, capsys) -> Path:
+    """`agrilake datadocs` with its defaults: the CLI is an entry point, its lakehouse comes from the environment."""
+    monkeypatch.setenv("AGRILAKE_LAKEHOUSE", ctx.settings.lakehouse)
     assert cli.main(["datadocs"]) == 0
     index = Path(capsys.readouterr().out.strip().splitlines()[-1])
-    assert index == quality.data_docs_dir() / "index.html" and index.exists()
+    assert index == quality.data_docs_dir(ctx.settings) / "index.html" and index.exists()
     return index
 
 
-def test_data_docs_of_the_latest_validation(spark, lakehouse, capsys):
-    df = spark.createDataFrame([(1, "a"), (2, "b"), (3, None)], "n int, s string")
-    result = quality.validate(df, SUITE, [NOT_NULL, AT_MOST_2])
+def test_data_docs_of_the_latest_validation(ctx, lakehouse, monkeypatch, capsys):
+    df = ctx.spark.createDataFrame([(1, "a"), (2, "b"), (3, None)], "n int, s string")
+    results = quality.results_dir(ctx.settings)
+    result = quality.validate(df, SUITE, [NOT_NULL, AT_MOST_2], keep_in=results)
     assert [o.success for o in result.outcomes] == [True, False]
-    kept = quality.results_dir() / f"{SUITE}.json"
+    kept = results / f"{SUITE}.json"
     assert kept.exists() and kept.parent.parent.parent == lakehouse.parent  # beside the lakehouse, not in the repo
 
-    quality.validate(df, "doctor", [NOT_NULL])  # the doctor's scratch check is not a table's: not kept
-    assert sorted(p.name for p in quality.results_dir().iterdir()) == [f"{SUITE}.json"]
+    quality.validate(df, "doctor", [NOT_NULL], keep_in=results)  # the doctor's scratch check is not a table's
+    assert sorted(p.name for p in results.iterdir()) == [f"{SUITE}.json"]
 
-    index = _build(capsys)
+    index = _build(ctx, monkeypatch, capsys)
     pages = sorted((index.parent / "validations").rglob("*.html"))
     assert len(pages) == 1, pages
     page = _text(pages[0])
@@ -53,8 +57,8 @@ def test_data_docs_of_the_latest_validation(spark, lakehouse, capsys):
     assert list((index.parent / "expectations").rglob("*.html")), "the suite's own page is missing"
 
     # a later validation of the suite replaces the earlier one: the site shows the latest run only
-    quality.validate(df.where("n <= 2"), SUITE, [NOT_NULL, AT_MOST_2])
-    index = _build(capsys)
+    quality.validate(df.where("n <= 2"), SUITE, [NOT_NULL, AT_MOST_2], keep_in=results)
+    index = _build(ctx, monkeypatch, capsys)
     pages = sorted((index.parent / "validations").rglob("*.html"))
     assert len(pages) == 1
     assert "Unsuccessful Expectations 0" in _text(pages[0])

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
-from jobs import cli, contracts, dictionary
-from jobs.gold.contract import GOLD_TABLES, gold_table
+from agrilake import cli
+from agrilake.analyst import dictionary
+from agrilake.core.contracts import GOLD_TABLES, packaged
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +25,7 @@ def generated(tmp_path_factory):
 
 def test_committed_files_equal_a_regeneration(generated):
     for name, text in generated.items():
-        committed = dictionary.DEFAULT_OUT / name
+        committed = DOCS / name
         assert committed.exists(), f"{committed} missing: run `agrilake dictionary` and commit it"
         assert committed.read_text(encoding="utf-8") == text, \
             f"{committed} is stale: the contracts changed; run `agrilake dictionary` and commit the result"
@@ -38,9 +42,9 @@ def test_check_flag_tells_stale_from_fresh(tmp_path, generated, capsys):
 
 def _tables() -> dict[str, list[str]]:
     """anchor -> contract column names, for every table the dictionary must cover."""
-    out = {f"source-{f.name}": f.column_names for f in contracts.feeds().values()}
-    out |= {f"silver-{n}": [c.name for c in t.columns] for n, t in contracts.silver_tables().items()}
-    out |= {f"gold-{n}": [c.name for c in gold_table(n).columns] for n in GOLD_TABLES}
+    out = {f"source-{f.name}": f.column_names for f in packaged().feeds().values()}
+    out |= {f"silver-{n}": [c.name for c in t.columns] for n, t in packaged().silver_tables().items()}
+    out |= {f"gold-{n}": [c.name for c in packaged().gold_table(n).columns] for n in GOLD_TABLES}
     return out
 
 

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pytest
 from stdnum.cn import ric, uscc
 
-from jobs import export
-from jobs.export import CredentialsMissing, PrivacyViolation, find_violations, guard
-from jobs.settings import get_settings
+from agrilake.core.settings import Settings
+from agrilake.stages import export
+from agrilake.stages.export import CredentialsMissing, PrivacyViolation, find_violations, guard
 
 D = date(2024, 6, 30)
 COOP_SCHEMA = pa.schema([("as_of_date", pa.date32()), ("coop_id", pa.string()), ("uscc", pa.string()),
@@ -200,9 +200,9 @@ def test_credentials_from_the_environment_never_show_the_secret(no_s3_env, monke
     monkeypatch.setenv("AGRILAKE_S3_ENDPOINT", "http://127.0.0.1:1")
     monkeypatch.setenv("AGRILAKE_S3_ACCESS_KEY", "AKIDEXAMPLE123456")
     monkeypatch.setenv("AGRILAKE_S3_SECRET_KEY", "s3cr3t-value-xyz")
-    target = export.resolve_target(get_settings())
+    target = export.resolve_target(Settings.from_env())
     assert (target.endpoint, target.access_key, target.source) == ("http://127.0.0.1:1", "AKIDEXAMPLE123456", "environment")
-    for text in (repr(target), target.describe(), repr(get_settings())):
+    for text in (repr(target), target.describe(), repr(Settings.from_env())):
         assert "s3cr3t-value-xyz" not in text
     assert "AKIDEXAMPLE123456" not in target.describe()
 
@@ -210,19 +210,19 @@ def test_credentials_from_the_environment_never_show_the_secret(no_s3_env, monke
 def test_half_configured_environment_credentials_are_an_error(no_s3_env, monkeypatch):
     monkeypatch.setenv("AGRILAKE_S3_ACCESS_KEY", "AKIDEXAMPLE123456")
     with pytest.raises(CredentialsMissing, match="AGRILAKE_S3_SECRET_KEY is not set"):
-        export.resolve_target(get_settings())
+        export.resolve_target(Settings.from_env())
 
 
 def test_no_credentials_at_all_says_how_to_configure_them(no_s3_env):
     with pytest.raises(CredentialsMissing, match=r"AGRILAKE_S3_CONN_ID .*`agrilake objectstore start`"):
-        export.resolve_target(get_settings())
+        export.resolve_target(Settings.from_env())
 
 
 def test_credentials_from_an_airflow_connection(no_s3_env, monkeypatch):
     monkeypatch.setenv("AGRILAKE_S3_CONN_ID", "agrilake_s3")
     monkeypatch.setenv("AIRFLOW_CONN_AGRILAKE_S3", '{"conn_type": "aws", "login": "AKIDCONN0001", '
                        '"password": "conn-secret", "extra": {"endpoint_url": "http://127.0.0.1:2", "region_name": "cn-north-1"}}')
-    target = export.resolve_target(get_settings())
+    target = export.resolve_target(Settings.from_env())
     assert (target.endpoint, target.access_key, target.secret_key, target.region) == (
         "http://127.0.0.1:2", "AKIDCONN0001", "conn-secret", "cn-north-1")
     assert target.source == "Airflow connection 'agrilake_s3'"

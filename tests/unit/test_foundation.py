@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import contracts, quality
-from jobs.settings import Settings
-from jobs.spark import RuntimeMissing, check_jars, spark_conf
+from agrilake.core import quality
+from agrilake.core.contracts import packaged
+from agrilake.core.settings import Settings
+from agrilake.core.spark import RuntimeMissing, check_jars, spark_conf
 
 
 def test_settings_defaults_and_overrides(monkeypatch, tmp_path):
@@ -29,10 +30,9 @@ def test_secret_is_not_in_repr(monkeypatch):
     assert "s3cret-value" not in repr(Settings.from_env())
 
 
-def test_missing_jars_say_how_to_fix(monkeypatch, tmp_path):
-    monkeypatch.setenv("AGRILAKE_JARS", str(tmp_path / "none"))
+def test_missing_jars_say_how_to_fix(tmp_path):
     with pytest.raises(RuntimeMissing, match="make setup"):
-        check_jars(Settings.from_env())
+        check_jars(Settings.from_env(jars_dir=tmp_path / "none"))
 
 
 def test_spark_conf_has_delta_and_loopback():
@@ -45,11 +45,11 @@ def test_spark_conf_has_delta_and_loopback():
     assert "spark.driver.extraJavaOptions" not in conf
 
 
-def test_jvm_options_reach_driver_and_executors_and_keep_the_catalog_options(monkeypatch, tmp_path):
-    monkeypatch.setenv("AGRILAKE_JVM_OPTIONS", "-XX:+UseG1GC")
-    conf = spark_conf(Settings.from_env(), test=True)
+def test_jvm_options_reach_driver_and_executors_and_keep_the_catalog_options(tmp_path):
+    settings = Settings.from_env(jvm_options="-XX:+UseG1GC")
+    conf = spark_conf(settings, test=True)
     assert conf["spark.driver.extraJavaOptions"] == conf["spark.executor.extraJavaOptions"] == "-XX:+UseG1GC"
-    with_catalog = spark_conf(Settings.from_env(), catalog_dir=str(tmp_path))["spark.driver.extraJavaOptions"]
+    with_catalog = spark_conf(settings, catalog_dir=str(tmp_path))["spark.driver.extraJavaOptions"]
     assert with_catalog.startswith("-XX:+UseG1GC ") and f"-Dderby.system.home={tmp_path}" in with_catalog
 
 
@@ -59,19 +59,19 @@ def test_session_is_delta_enabled(spark):
 
 
 def test_contracts_cover_the_ten_feeds():
-    names = set(contracts.feeds())
+    names = set(packaged().feeds())
     assert names == {
         "ref_divisions", "coop_cooperatives", "coop_members", "coop_sales", "postal_outlets",
         "postal_shipment_events", "postal_cold_chain_readings", "bank_loans", "bank_repayments", "bank_subsidies",
     }
-    loans = contracts.feed("bank_loans")
+    loans = packaged().feed("bank_loans")
     assert loans.key == ("loan_id",) and loans.version_by == "updated_at"
     assert loans.column("borrower_ric").pii == "ric"
-    assert contracts.feed("coop_members").pii_columns == ["member_ric", "member_name"]
+    assert packaged().feed("coop_members").pii_columns == ["member_ric", "member_name"]
 
 
 def test_silver_contracts_carry_no_clear_pii():
-    for name, table in contracts.silver_tables().items():
+    for name, table in packaged().silver_tables().items():
         cols = {c.name for c in table.columns}
         assert not cols & {"legal_rep_name", "legal_rep_ric", "phone", "member_ric", "member_name", "borrower_ric",
                            "beneficiary_ric"}, name

@@ -17,10 +17,10 @@ import pytest
 from stdnum.cn import ric as stdnum_ric
 from stdnum.cn import uscc as stdnum_uscc
 
-from jobs.contracts import feeds
-from jobs.generate import generate, main
-from jobs.generate.common import Params
-from jobs.quarantine import DEFECT_REASONS
+from agrilake.core.contracts import packaged
+from agrilake.core.quarantine import DEFECT_REASONS
+from agrilake.devdata.generate import generate, main
+from agrilake.devdata.generate.common import Params
 
 START = date(2026, 11, 1)
 SMALL = Params(START, days=4, scale=0.2, seed=11, defect_rate=0.01)
@@ -86,7 +86,7 @@ class Landing:
     def files(self, name: str) -> list[tuple[str, str, list[str] | None, list[Record]]]:
         """(relative path, delivery date, header, records) of every file of a feed, duplicates skipped."""
         if name not in self._cache:
-            feed = feeds()[name]
+            feed = packaged().feeds()[name]
             out = []
             for path in sorted((self.root / feed.system / feed.feed).glob("*/*")):
                 rel = path.relative_to(self.root).as_posix()
@@ -141,7 +141,7 @@ def _defined(landing: Landing, feed: str, column: str) -> set[str]:
 # --- layout and formats --------------------------------------------------------------------------
 
 def test_layout_is_system_feed_delivery_date(landing):
-    contracts = {(f.system, f.feed): f for f in feeds().values()}
+    contracts = {(f.system, f.feed): f for f in packaged().feeds().values()}
     seen = set()
     for path in landing.root.rglob("*"):
         if path.is_dir():
@@ -156,15 +156,15 @@ def test_layout_is_system_feed_delivery_date(landing):
         delivered = date.fromisoformat(day)
         assert START <= delivered < date(2026, 11, 1 + SMALL.days)
         seen.add(contract.name)
-    assert seen == set(feeds())
+    assert seen == set(packaged().feeds())
     # the first day carries every feed's initial load
-    for f in feeds().values():
+    for f in packaged().feeds().values():
         assert list((landing.root / f.system / f.feed / START.isoformat()).glob("*")), f.name
 
 
 def test_unflagged_rows_honour_the_contract(landing):
     """A row the manifest does not name is clean: right field count, typed values parse, ranges hold."""
-    for name, feed in feeds().items():
+    for name, feed in packaged().feeds().items():
         checked = 0
         for rel, _, header, records in landing.files(name):
             if header is not None and not landing.file_flags[rel] & {"extra_column", "reordered_columns"}:
@@ -357,7 +357,7 @@ def test_csv_edge_cases_are_produced_and_round_trip(landing):
     assert boms == {True, False}
     # RFC 4180 round trip: files without defects re-serialise byte for byte with the csv module
     checked = 0
-    for name, feed in feeds().items():
+    for name, feed in packaged().feeds().items():
         if feed.format != "csv":
             continue
         for rel, _, _, _ in landing.files(name):
@@ -387,14 +387,14 @@ def test_manifest_is_outside_the_feed_folders_and_well_formed(landing):
     header = (landing.root / "_manifest" / "defects.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header == "feed,file,line,defect,expected_reason,column"
     for m in landing.manifest:
-        assert m["feed"] in feeds()
+        assert m["feed"] in packaged().feeds()
         assert (landing.root / m["file"]).is_file()
         assert m["expected_reason"] == (DEFECT_REASONS[m["defect"]] or "")
         assert (m["line"] == "") == (m["defect"] in FILE_LEVEL)
 
 
 def _defect_holds(landing: Landing, m: dict, record: Record | None, header, known: dict) -> bool:
-    feed = feeds()[m["feed"]]
+    feed = packaged().feeds()[m["feed"]]
     d, col = m["defect"], m["column"]
     if d == "malformed_csv":
         return record is not None and record.error is not None and record.error.startswith("csv")
@@ -463,7 +463,7 @@ def test_manifest_lines_point_at_rows_defective_in_the_stated_way(landing):
     hashes = _hashes(landing.root)
     seen = Counter()
     for rel, ms in by_file.items():
-        feed = feeds()[ms[0]["feed"]]
+        feed = packaged().feeds()[ms[0]["feed"]]
         header, records = read_file(landing.root / rel, feed.format)
         at = {r.line: r for r in records}
         known["first_line"] = {}
@@ -489,7 +489,7 @@ def test_manifest_lines_point_at_rows_defective_in_the_stated_way(landing):
 
 def test_defective_rows_are_defective_in_one_way_only(landing):
     """A flagged unknown reference, bad id or out-of-range value is otherwise a clean row."""
-    for name, feed in feeds().items():
+    for name, feed in packaged().feeds().items():
         for rel, _, r in landing.rows(name, clean=False):
             m = landing.flagged.get((rel, r.line))
             if not m or m["defect"] in ("duplicate_row", "late_row", "out_of_order_event", "missing_key"):
@@ -522,7 +522,7 @@ def test_every_defect_class_appears_at_scale_1(tmp_path):
     big = _landing_for(Params(START, days=5, scale=1.0, seed=3, defect_rate=0.01), tmp_path / "scale1")
     classes = Counter(m["defect"] for m in big.manifest)
     assert set(classes) == set(DEFECT_REASONS), set(DEFECT_REASONS) - set(classes)
-    rows = sum(len(records) for f in feeds() for _, _, _, records in big.files(f))
+    rows = sum(len(records) for f in packaged().feeds() for _, _, _, records in big.files(f))
     row_defects = sum(v for k, v in classes.items() if k not in FILE_LEVEL)
     assert 0.005 < row_defects / rows < 0.02  # about the requested rate
 
@@ -558,7 +558,7 @@ def test_cli_refuses_a_landing_it_did_not_write(tmp_path, capsys):
 
 
 def test_very_large_files_take_the_64_bit_path_with_the_same_bytes(tmp_path, monkeypatch):
-    from jobs.generate import defects
+    from agrilake.devdata.generate import defects
 
     params = Params(START, days=1, scale=0.2, seed=6)
     normal = _landing_for(params, tmp_path / "normal")

@@ -6,7 +6,7 @@ from datetime import date
 
 from pyspark.sql import functions as F
 
-from jobs.gold.asof import divisions_state, events_known, in_window, upsert_state, whole_years
+from agrilake.stages.gold.asof import divisions_state, events_known, in_window, upsert_state, whole_years
 from tests.gold_fixtures import coop, division, event, silver_frame
 
 D = date(2026, 6, 30)

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from jobs.gold import transform
-from jobs.gold.contract import GOLD_TABLES, gold_table
+from agrilake.core.contracts import GOLD_TABLES, packaged
+from agrilake.stages.gold import transform
 from tests.gold_fixtures import U1, U2, U3, U5, D, filtered, person, world, world_gold
 
 
@@ -147,7 +147,7 @@ def test_later_deliveries_do_not_change_d(spark, gold):
     """The world holds deliveries dated after D; without them, every gold table is identical."""
     before = {name: [r.asDict() for r in df.collect()] for name, df in transform(filtered(world(spark), D), D).items()}
     for name in GOLD_TABLES:
-        key = gold_table(name).key[-1]
+        key = packaged().gold_table(name).key[-1]
         assert by(before[name], key) == by(gold[name], key), name
 
 
@@ -161,6 +161,6 @@ def test_a_later_date_sees_the_later_deliveries(spark):
 def test_schemas_follow_the_gold_contracts(spark):
     frames = transform(world(spark), D)
     for name in GOLD_TABLES:
-        expected = [(c.name, c.spark_type) for c in gold_table(name).columns]
+        expected = [(c.name, c.spark_type) for c in packaged().gold_table(name).columns]
         got = [(f.name, f.dataType.simpleString()) for f in frames[name].schema.fields]
         assert got == expected, name

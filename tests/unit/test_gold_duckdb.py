@@ -1,11 +1,11 @@
-"""The independent DuckDB implementation (jobs/bench/gold_duckdb.py) agrees with Spark on the world."""
+"""The independent DuckDB implementation (jobs/agrilake/devdata/bench/gold_duckdb.py) agrees with Spark on the world."""
 
 from __future__ import annotations
 
 import pytest
 
-from jobs.bench import gold_duckdb
-from jobs.gold.contract import GOLD_TABLES, gold_table
+from agrilake.core.contracts import GOLD_TABLES, packaged
+from agrilake.devdata.bench import gold_duckdb
 from tests.gold_fixtures import D, world, world_gold
 
 
@@ -24,7 +24,7 @@ def test_duckdb_matches_spark(spark, duck, table):
 
 @pytest.mark.parametrize("table", GOLD_TABLES)
 def test_duckdb_columns_follow_the_contract(duck, table):
-    assert list(duck[table][0]) == [c.name for c in gold_table(table).columns]
+    assert list(duck[table][0]) == [c.name for c in packaged().gold_table(table).columns]
 
 
 def test_compare_reports_differences():

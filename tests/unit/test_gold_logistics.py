@@ -90,7 +90,7 @@ def test_percentile_interpolation_on_an_even_count(spark):
     """p50 of an even count is the mean of the middle two; p95 interpolates between the top two."""
     from pyspark.sql import functions as F
 
-    from jobs.gold.logistics import PERCENTILES
+    from agrilake.stages.gold.logistics import PERCENTILES
 
     leads = [1.0, 2.5, 3.25, 10.0, 40.0, 41.5]
     df = spark.createDataFrame([(x,) for x in leads], "lead_h double")
@@ -102,7 +102,7 @@ def test_lead_times_round_half_up_on_their_decimal_value(spark):
     """52.025 h is the median of 52 h and 52 h 3 min; its nearest double is 52.02499..., still 52.03."""
     from pyspark.sql import functions as F
 
-    from jobs.gold.logistics import _round2
+    from agrilake.stages.gold.logistics import _round2
 
     values = spark.createDataFrame([(52.025,), (1.005,), (67.58333333333333,), (-0.125,)], "h double")
     assert [r[0] for r in values.select(_round2(F.col("h"))).collect()] == [52.03, 1.01, 67.58, -0.13]

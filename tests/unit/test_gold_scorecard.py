@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from jobs.gold import scorecard
+from agrilake.stages.gold import scorecard
 
 # A neutral cooperative: 600 + 10 (some sales) + round(100 * 8/10) - 80 = 610, tier C, no reason.
 BASE = dict(years=0, members=0, sales="100.00", postal="0.00", upstream=0, due=10, on_time=8, dpd=0,

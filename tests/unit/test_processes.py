@@ -1,11 +1,16 @@
-"""Liveness of local server processes, as the servers' stop commands rely on it."""
+"""Liveness of local server processes, and the one lifecycle (state, start, stop) the local servers share."""
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
 import time
 
-from jobs.processes import free_port, pid_alive, port_is_free
+import pytest
+
+from agrilake.services import lifecycle
+from agrilake.services.processes import answers, free_port, pid_alive, port_is_free
 
 # The main thread leaves with pthread_exit while another thread keeps a port open: Linux then shows the
 # leader as a zombie although the process still runs (a JVM stopping can look like this).
@@ -51,3 +56,106 @@ def test_an_unreaped_zombie_is_gone():
         assert not pid_alive(proc.pid)
     finally:
         proc.wait()
+
+
+# -- the lifecycle every local server shares (agrilake.services.lifecycle) -------------------------------
+TOY = textwrap.dedent("""
+    import signal, socket, sys, time
+    port, mode = int(sys.argv[1]), sys.argv[2]
+    if mode == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("toy starting", flush=True)
+    if mode == "crash":
+        sys.exit("toy: cannot start, a bad flag")
+    time.sleep(0.3)
+    if mode != "mute":
+        s = socket.socket(); s.bind(("127.0.0.1", port)); s.listen()
+    while True:
+        time.sleep(1)
+""")
+
+
+class Toy(lifecycle.Server):
+    """A server of a few lines: listens on its port 0.3 s after it starts (or never, or exits at once)."""
+
+    title = "toy server"
+    stop_timeout = 1.0
+    poll_interval = 0.05
+
+    def __init__(self, run_dir, port: int = 0, mode: str = "serve"):
+        super().__init__(run_dir)
+        self.port, self.mode = port, mode
+
+    def owns(self, args, state):
+        return "toy-marker" in args
+
+    def ports(self, state):
+        return [state["port"]]
+
+    def ready(self):
+        return answers(self.state()["port"])
+
+    def launch(self, timeout):
+        self.spawn([sys.executable, "-c", TOY, str(self.port), self.mode, "toy-marker"],
+                   {"port": self.port, "url": f"http://127.0.0.1:{self.port}"})
+        with self.stop_on_failure():
+            self.wait_ready(timeout)
+
+
+def test_start_waits_until_it_answers_and_stop_frees_the_port(tmp_path, capsys):
+    port = free_port()
+    server = Toy(tmp_path, port)
+    with server:
+        assert answers(port) and server.is_running()
+        pid = server.pid()
+        assert json.loads((tmp_path / "server.json").read_text())["pid"] == pid
+        other = Toy(tmp_path)  # another process's view, e.g. `status` or `stop` from another shell
+        assert other.pid() == pid and other.start(timeout=5).pid() == pid and not other._started_here
+        assert lifecycle.run(other, "status", prog="toy", timeout=5) == 0
+        assert json.loads(capsys.readouterr().out)["running"] is True
+    assert not server.is_running() and not pid_alive(pid) and not answers(port) and port_is_free(port)
+    assert server.state() == {**server.state(), "pid": None, "port": port}  # the ports are kept for a restart
+    assert lifecycle.run(server, "stop", prog="toy", timeout=5) == 0
+    assert capsys.readouterr().out == "toy server was not running\n"
+
+
+def test_stop_kills_what_ignores_sigterm(tmp_path):
+    server = Toy(tmp_path, free_port(), "stubborn").start(timeout=10)
+    pid = server.pid()
+    t0 = time.monotonic()
+    assert server.stop() is True
+    assert not pid_alive(pid) and 1.0 <= time.monotonic() - t0 < 10
+
+
+def test_a_server_that_exits_at_start_says_why(tmp_path, capsys):
+    server = Toy(tmp_path, free_port(), "crash")
+    with pytest.raises(lifecycle.ExitedAtStart, match=r"(?s)toy server exited during start-up \(exit 1\).*"
+                                                      r"cannot start, a bad flag"):
+        server.start(timeout=10)
+    assert server.state()["pid"] is None
+    assert lifecycle.run(server, "start", prog="toy", timeout=10) == 1
+    assert capsys.readouterr().err.startswith("toy: toy server exited during start-up")
+
+
+def test_a_server_that_never_answers_is_stopped_after_the_timeout(tmp_path):
+    server = Toy(tmp_path, free_port(), "mute")
+    with pytest.raises(lifecycle.LifecycleError, match="did not serve within 1 s"):
+        server.start(timeout=1)
+    assert "toy starting" in server.log_file.read_text()
+    assert server.state()["pid"] is None and not server.is_running()
+
+
+def test_a_stale_pid_naming_another_process_is_not_ours(tmp_path):
+    lifecycle.write_atomic(tmp_path / "server.json", json.dumps({"pid": os.getpid(), "port": free_port()}))
+    server = Toy(tmp_path)
+    assert server.pid() is None and server.stop() is False  # and this test process is still here
+    assert server.state()["pid"] is None
+
+
+def test_private_files_are_0600_from_the_first_byte(tmp_path):
+    path = tmp_path / "secret.json"
+    (tmp_path / f"secret.json.{os.getpid()}.tmp").write_text("left over")
+    os.chmod(tmp_path / f"secret.json.{os.getpid()}.tmp", 0o644)
+    lifecycle.write_atomic(path, "{}", private=True)
+    assert path.stat().st_mode & 0o777 == 0o600 and path.read_text() == "{}"
+    assert list(tmp_path.iterdir()) == [path]

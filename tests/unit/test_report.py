@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from jobs import report
+from agrilake.analyst import report
 
 D = date(2026, 6, 30)
 

@@ -1,0 +1,123 @@
+"""The ops.* tables: ingest log, quarantine, data-quality results, export manifests."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+from agrilake.core import tables
+from agrilake.core.quality import SuiteResult
+
+# Created on first use by every stage; export_manifests and silver_ledger by their own stage.
+CORE_TABLES = ("ingest_log", "quarantine", "dq_results")
+
+
+def ddl(ctx, name: str) -> str:
+    """The DDL of ops.<name> from its contract (schemas/ops/<name>.yaml)."""
+    return ctx.contracts.ops_table(name).ddl
+
+
+def create(ctx, name: str) -> None:
+    """Create ops.<name> from its contract, with its column comments, unless it exists."""
+    table = ctx.contracts.ops_table(name)
+    tables.create_if_missing(ctx, "ops", name, table.ddl, comments={c.name: c.description for c in table.columns})
+
+
+def rows_df(ctx, ddl: str, rows: list[dict]):
+    """A DataFrame of `ddl` from dicts (keys = the DDL's column names)."""
+    schema = ctx.spark.createDataFrame([], ddl).schema
+    names = schema.fieldNames()
+    return ctx.spark.createDataFrame([tuple(r.get(n) for n in names) for r in rows], schema)
+
+
+def ensure(ctx) -> None:
+    """Create the ops tables that do not exist yet."""
+    for name in CORE_TABLES:
+        create(ctx, name)
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def record_dq_results(ctx, result: SuiteResult, *, table: str, partition: str = "", run_id: str | None = None) -> str:
+    """Append one row per expectation of `result` to ops.dq_results; returns the run id."""
+    return record_dq_batch(ctx, {table: result}, partition=partition, run_id=run_id)
+
+
+def record_dq_batch(ctx, results: dict[str, SuiteResult], *, partition: str = "", run_id: str | None = None) -> str:
+    """Append the results of several tables' suites ({table: result}) in one Delta commit."""
+    ensure(ctx)
+    run_id = run_id or new_run_id()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = [
+        (run_id, result.suite, table, partition, o.expectation, o.column, json.dumps(o.kwargs, default=str, sort_keys=True),
+         o.severity, o.success, o.observed, now)
+        for table, result in results.items() for o in result.outcomes
+    ]
+    df = ctx.spark.createDataFrame(rows, ddl(ctx, "dq_results"))
+    tables.append(ctx, df, "ops", "dq_results")
+    return run_id
+
+
+class DQBatch:
+    """Validation results of one run, written to ops.dq_results in one commit when the run ends,
+    successfully or not (a failed gate is recorded before its exception propagates)."""
+
+    def __init__(self, ctx, *, partition: str, run_id: str):
+        self.ctx, self.partition, self.run_id = ctx, partition, run_id
+        self.results: dict[str, SuiteResult] = {}
+
+    def add(self, table: str, result: SuiteResult) -> None:
+        self.results[table] = result
+
+    def __enter__(self) -> DQBatch:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.results:
+            record_dq_batch(self.ctx, self.results, partition=self.partition, run_id=self.run_id)
+
+
+def record(ctx, dq: DQBatch | None, table: str, result: SuiteResult, *, partition: str, run_id: str) -> None:
+    """Into the run's batch when there is one, else straight to ops.dq_results."""
+    if dq is not None:
+        dq.add(table, result)
+    else:
+        record_dq_results(ctx, result, table=table, partition=partition, run_id=run_id)
+
+
+def latest_dq(ctx, table: str, partition: str = "") -> dict | None:
+    """The newest validation of `table` (and partition): {run_id, suite, success, failed, validated_at}."""
+    from pyspark.sql import functions as F
+
+    if not tables.exists(ctx, "ops", "dq_results"):
+        return None
+    df = tables.read(ctx, "ops", "dq_results").where((F.col("table_name") == table) & (F.col("partition") == partition))
+    last = df.agg(F.max("validated_at").alias("t")).first()["t"]
+    if last is None:
+        return None
+    rows = df.where(F.col("validated_at") == last).collect()
+    failed = [
+        {"expectation": r.expectation, "column": r.column_name, "severity": r.severity, "observed": r.observed}
+        for r in rows if not r.success
+    ]
+    return {
+        "run_id": rows[0].run_id,
+        "suite": rows[0].suite,
+        "success": not any(f["severity"] == "critical" for f in failed),
+        "expectations": len(rows),
+        "failed": failed,
+        "validated_at": last.isoformat(),
+    }
+
+
+def record_exports(ctx, rows: list[dict]) -> None:
+    """Append export attempts (complete, failed or refused) to ops.export_manifests, in one commit."""
+    if not rows:
+        return
+    create(ctx, "export_manifests")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    df = rows_df(ctx, ddl(ctx, "export_manifests"), [{"exported_at": now, **r} for r in rows])
+    tables.append(ctx, df, "ops", "export_manifests")

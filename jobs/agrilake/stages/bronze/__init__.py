@@ -1,0 +1,184 @@
+"""Bronze: every landed row into `bronze.<system>_<feed>` (values as text + lineage), exactly once.
+
+A run for date D takes the files in delivery folders dated <= D that the ingest log has not seen,
+identifies each by SHA-256 (a file seen before under any name is logged as a duplicate and not
+ingested again), parses them on the executors by the contracts, validates the batch (GX bronze
+suite), then MERGEs rows into bronze and quarantine on (file SHA-256, line) and logs the files last.
+Each step is idempotent, so a run killed anywhere and run again leaves each row exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from datetime import UTC, date, datetime
+
+from agrilake.core import audit, dates, ops, tables
+from agrilake.core.context import RunContext
+from agrilake.core.contracts import Feed
+from agrilake.stages.bronze import landing, parser, transform
+
+log = logging.getLogger(__name__)
+
+
+def _local(path: str) -> str:
+    """Spark's binaryFile reports `file:/x`; discovery knows `/x`: one spelling for both."""
+    return os.path.abspath(path.removeprefix("file://").removeprefix("file:"))
+
+
+def _crash_point(name: str) -> None:
+    # Fault injection for the exactly-once test: the process is really killed (SIGKILL) here.
+    if os.environ.get("AGRILAKE_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def parse_partition(rows, feed: Feed):
+    """Executor side: (content, sha, name, delivery) rows -> parsed tuples in parsed_ddl order."""
+    for content, sha, name, delivered in rows:
+        _, _, records = parser.parse(bytes(content), feed)
+        for r in records:
+            values = r.values or {}
+            yield (r.reason, r.detail, None if r.values is not None else r.raw,
+                   *(values.get(c) for c in feed.column_names), r.extra, r.line, sha, name, delivered)
+
+
+def logged_files(ctx: RunContext, feeds: list[Feed]) -> dict[str, list]:
+    """The ingest log's (file_name, file_sha256, status) rows of `feeds`, by feed name: one read per run."""
+    from pyspark.sql import functions as F
+
+    out: dict[str, list] = {f.name: [] for f in feeds}
+    if not tables.exists(ctx, "ops", "ingest_log"):
+        return out
+    wanted = F.concat_ws("_", "system", "feed").isin([f.name for f in feeds])
+    for r in (tables.read(ctx, "ops", "ingest_log").where(wanted)
+              .select("system", "feed", "file_name", "file_sha256", "status").collect()):
+        out[f"{r.system}_{r.feed}"].append(r)
+    return out
+
+
+def _known_files(rows: list) -> tuple[set[str], dict[str, str]]:
+    """(file names already logged, sha -> name of the file first ingested with it) for one feed."""
+    names = {r.file_name for r in rows}
+    shas = {r.file_sha256: r.file_name for r in rows if r.status != "duplicate"}
+    return names, shas
+
+
+def plan(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, logged: list | None = None):
+    """Split the feed's unseen files into (to ingest, duplicates) by SHA-256; `logged`: logged_files()[feed]."""
+    names, known = _known_files(logged if logged is not None else logged_files(ctx, [feed])[feed.name])
+    to_ingest, duplicates, seen_now = [], [], {}
+    for f in landing.discover(landing_root, feed, as_of):
+        if f.name in names:
+            continue  # already logged (ingested, quarantined or duplicate): a rerun skips it silently
+        sha = landing.sha256_file(f.path)
+        if sha in known or sha in seen_now:
+            duplicates.append((f, sha, known.get(sha) or seen_now[sha]))
+        else:
+            seen_now[sha] = f.name
+            to_ingest.append((f, sha))
+    return to_ingest, duplicates
+
+
+def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, batch_id: str,
+                dq: ops.DQBatch | None = None, logged: list | None = None) -> list[dict]:
+    """Ingest one feed's new files; returns the ingest-log rows written."""
+    spark = ctx.spark
+    to_ingest, duplicates = plan(ctx, feed, landing_root, as_of, logged)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    figures: dict[str, dict] = {}
+
+    if to_ingest:
+        meta = {_local(f.path): (sha, f.name, f.delivery_date) for f, sha in to_ingest}
+        contents = (spark.read.format("binaryFile").load([f.path for f, _ in to_ingest])
+                    .select("path", "content").rdd
+                    .map(lambda r: (r.content, *meta[_local(r.path)])))
+        parsed = spark.createDataFrame(contents.mapPartitions(lambda rows: parse_partition(rows, feed)),
+                                       transform.parsed_ddl(feed)).persist()
+        accepted = transform.accepted(parsed, feed, batch_id=batch_id, now=now)
+        rejected = transform.rejected(parsed, feed, batch_id=batch_id, now=now)
+        figures = {r["_file_sha256"]: r.asDict() for r in transform.file_figures(parsed).collect()}
+
+        context = {"columns": feed.column_names + [c.name for c in ctx.contracts.bronze_lineage()],
+                   "lineage": transform.LINEAGE, "key": list(feed.key)}
+        checks = {f"bronze.{feed.name}": audit.Check(accepted, f"bronze.{feed.name}",
+                                                      audit.suite(ctx, "bronze", context))}
+        audit.audit(ctx, checks, as_of=as_of, run_id=batch_id, dq=dq)
+
+        days = [d.isoformat() for d in transform.delivery_dates(to_ingest)]
+        shas = sorted({sha for _, sha in to_ingest})
+        prune = (f"t._delivery_date IN ({', '.join(repr(d) for d in days)}) AND "
+                 f"t._file_sha256 IN ({', '.join(repr(s) for s in shas)})")
+        tables.create_if_missing(ctx, "bronze", feed.name, ctx.contracts.bronze_ddl(feed),
+                                 partition_by=["_delivery_date"])
+        tables.merge(ctx, accepted, "bronze", feed.name,
+                     f"{prune} AND t._file_sha256 = s._file_sha256 AND t._line = s._line")
+        _crash_point("after_bronze_merge")
+        if any(r["bad"] for r in figures.values()):  # a clean delivery costs no quarantine commit
+            tables.merge(ctx, rejected, "ops", "quarantine",
+                         "t.stage = 'bronze' AND t._file_sha256 = s._file_sha256 AND t._line = s._line "
+                         f"AND t._file_sha256 IN ({', '.join(repr(s) for s in shas)})")
+        _crash_point("after_quarantine_merge")
+        parsed.unpersist()
+
+    log_rows = transform.log_rows(feed, to_ingest, figures, duplicates)
+    if log_rows:
+        df = ops.rows_df(ctx, ops.ddl(ctx, "ingest_log"),
+                         [dict(batch_id=batch_id, ingested_at=now, **r) for r in log_rows])
+        tables.merge(ctx, df, "ops", "ingest_log", "t.file_sha256 = s.file_sha256 AND t.file_name = s.file_name")
+    return log_rows
+
+
+def ingest(ctx: RunContext, system: str | None, as_of: date, landing_root: str | None = None,
+           batch_id: str | None = None) -> list[dict]:
+    """Ingest every feed of `system` (all systems when None) for date `as_of`; returns the log rows."""
+    landing_root = landing_root or ctx.settings.landing
+    batch_id = batch_id or f"bronze-{as_of.isoformat()}-{ops.new_run_id()}"
+    feeds = [f for f in ctx.contracts.feeds().values() if system in (None, f.system)]
+    if not feeds:
+        raise SystemExit(f"unknown system {system!r}; one of {sorted(ctx.contracts.systems())}")
+    ops.ensure(ctx)
+    out = []
+    logged = logged_files(ctx, feeds)
+    with ops.DQBatch(ctx, partition=as_of.isoformat(), run_id=batch_id) as dq:
+        for feed in feeds:
+            out.extend(_ingest_and_log(ctx, feed, landing_root, as_of, batch_id, dq, logged[feed.name]))
+    return out
+
+
+def _ingest_and_log(ctx, feed: Feed, landing_root: str, as_of: date, batch_id: str, dq, logged) -> list[dict]:
+    rows = ingest_feed(ctx, feed, landing_root, as_of, batch_id, dq, logged)
+    new = [r for r in rows if r["status"] != "duplicate"]
+    log.info("bronze.%s: %d file(s), read %d = accepted %d + quarantined %d; %d duplicate file(s)",
+             feed.name, len(new), sum(r["read"] for r in new), sum(r["accepted"] for r in new),
+             sum(r["quarantined"] for r in new), len(rows) - len(new))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    from agrilake.core import context, quality
+
+    options = argparse.ArgumentParser(prog="agrilake ingest", description=__doc__)
+    dates.add_date_options(options, what="ingest deliveries dated <= this day", latest=False)
+    options.add_argument("--system", help="one upstream system (default: all)")
+    options.add_argument("--landing", help="landing root (default: AGRILAKE_LANDING)")
+    args = options.parse_args(argv)
+    ctx = context.from_env(f"agrilake-ingest-{args.system or 'all'}")
+    if args.system is not None and args.system not in ctx.contracts.systems():
+        options.error(f"unknown --system {args.system!r}; one of {sorted(ctx.contracts.systems())}")
+    try:
+        rows = ingest(ctx, args.system, args.date, args.landing)
+    except quality.QualityGateFailed as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        return 1
+    print(f"{'feed':<30} {'files':>5} {'read':>8} {'accepted':>8} {'quarant.':>8} {'dups':>4}")
+    by_feed: dict[str, list[dict]] = {}
+    for r in rows:
+        by_feed.setdefault(f"{r['system']}_{r['feed']}", []).append(r)
+    for name, rs in sorted(by_feed.items()):
+        new = [r for r in rs if r["status"] != "duplicate"]
+        print(f"{name:<30} {len(new):>5} {sum(r['read'] for r in new):>8} {sum(r['accepted'] for r in new):>8} "
+              f"{sum(r['quarantined'] for r in new):>8} {len(rs) - len(new):>4}")
+    return 0

@@ -1,0 +1,127 @@
+"""The gold stage: credit and logistics datasets of docs/metrics.md, per as-of date, write-audit-publish.
+
+`build` is the pure part (silver DataFrames in, four gold DataFrames out); `publish` validates
+each with its GX suite, records the outcomes in ops.dq_results and, only when no critical
+expectation failed on any of the four, overwrites the date's partition of each gold table.
+The four tables of a date are published together or not at all: the county summary is derived
+from the cooperative profile, so a half-published date would be inconsistent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from datetime import date
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from agrilake.core import audit, dates, ops, tables
+from agrilake.core.context import RunContext
+from agrilake.core.contracts import GOLD_TABLES, Contracts, packaged
+from agrilake.stages.gold.asof import divisions_state, upsert_state
+from agrilake.stages.gold.credit import (
+    coop_credit_profile,
+    credit_county_summary,
+    household_credit_profile,
+    household_population,
+)
+from agrilake.stages.gold.logistics import PREFIX_LENGTH, logistics_division_daily
+
+log = logging.getLogger(__name__)
+
+PARTITION_COLUMN = "as_of_date"
+
+
+def read_silver(ctx: RunContext) -> dict[str, DataFrame]:
+    """Every silver table (all versions, with lineage); a table never written reads as empty."""
+    return {name: tables.read_or_empty(ctx, "silver", name, t.ddl) for name, t in ctx.contracts.silver_tables().items()}
+
+
+def transform(silver: dict[str, DataFrame], as_of: date, contracts: Contracts | None = None) -> dict[str, DataFrame]:
+    """The pure part: silver DataFrames in, the four gold DataFrames of as-of date D out."""
+    contracts = contracts or packaged()
+    coops = coop_credit_profile(silver, as_of, contracts)
+    return {
+        "coop_credit_profile": coops,
+        "household_credit_profile": household_credit_profile(silver, as_of, contracts),
+        "logistics_division_daily": logistics_division_daily(silver, as_of, contracts),
+        "credit_county_summary": credit_county_summary(coops, contracts),
+    }
+
+
+def build(ctx: RunContext, as_of: date) -> dict[str, DataFrame]:
+    """The four gold tables for as-of date D, from the silver Delta tables."""
+    return transform(read_silver(ctx), as_of, ctx.contracts)
+
+
+def expected_row_counts(silver: dict[str, DataFrame], as_of: date) -> dict[str, int]:
+    """Each table's row count by its population rule, counted straight from the as-of states
+    (no joins), so a join that duplicates or drops rows fails the gate."""
+    coops = upsert_state(silver["cooperatives"], "cooperatives", as_of)
+    return {
+        "coop_credit_profile": coops.count(),
+        "household_credit_profile": household_population(silver, as_of).count(),
+        "logistics_division_daily": divisions_state(silver["divisions"], as_of)
+        .where(F.col("level").isin(*PREFIX_LENGTH)).count(),
+        "credit_county_summary": coops.select(F.substring("village_code", 1, 6)).distinct().count(),
+    }
+
+
+def suite(ctx: RunContext, name: str, expected_rows: int) -> list[dict[str, Any]]:
+    """expectations/gold_<name>.yaml plus what only the code knows: the contract's column order
+    and the population's row count for this date."""
+    columns = [c.name for c in ctx.contracts.gold_table(name).columns]
+    return [
+        {"expectation": "expect_table_columns_to_match_ordered_list", "kwargs": {"column_list": columns},
+         "severity": "critical"},
+        {"expectation": "expect_table_row_count_to_equal", "kwargs": {"value": expected_rows},
+         "severity": "critical"},
+        *audit.suite(ctx, f"gold_{name}"),
+    ]
+
+
+def publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, *, run_id: str | None = None) -> dict[str, int]:
+    """Build, validate, record and (if every critical expectation passed) write one as-of date.
+    Returns the row count written per table; raises QualityGateFailed and writes nothing otherwise."""
+    run_id = run_id or ops.new_run_id()
+    # Computed once and cut from their lineage: the GX expectations and the write then scan a small
+    # in-memory table instead of re-planning the whole as-of join tree for every query.
+    frames = {name: df.localCheckpoint(eager=True) for name, df in transform(silver, as_of, ctx.contracts).items()}
+    try:
+        expected = expected_row_counts(silver, as_of)
+        checks = {f"gold.{name}": audit.Check(df, f"gold_{name}", suite(ctx, name, expected[name]))
+                  for name, df in frames.items()}
+        audit.audit(ctx, checks, as_of=as_of, run_id=run_id)
+        for name, df in frames.items():
+            contract = ctx.contracts.gold_table(name)
+            # Created once with the metric definitions as column comments, for analysts' DESCRIBE.
+            tables.create_if_missing(ctx, "gold", name, contract.ddl, partition_by=[PARTITION_COLUMN],
+                                     comments={c.name: c.description for c in contract.columns})
+            tables.replace_partition(ctx, df, "gold", name, PARTITION_COLUMN, as_of.isoformat())
+        written = {name: expected[name] for name in frames}
+        log.info("gold %s published: %s", as_of, written)
+        return written
+    finally:
+        for df in frames.values():
+            df.unpersist()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from agrilake.core import context
+
+    parser = argparse.ArgumentParser(prog="agrilake gold", description=__doc__.splitlines()[0])
+    dates.add_date_options(parser, what="as-of date D", ranges=True)
+    args = parser.parse_args(argv)
+    wanted = dates.from_options(args)  # a bad argument fails before a Spark session starts
+    ctx = context.from_env("agrilake-gold")
+    silver = read_silver(ctx)
+    run_id = ops.new_run_id()
+    for d in dates.resolve_all(ctx, wanted):
+        # a failed critical expectation raises QualityGateFailed (naming it) before anything is written
+        publish(ctx, silver, d, run_id=run_id)
+    return 0
+
+
+__all__ = ["GOLD_TABLES", "build", "expected_row_counts", "main", "publish", "read_silver", "suite", "transform"]

@@ -1,0 +1,116 @@
+"""Silver's pure outcome logic: reference checks, hold and release, dedup ranking, ledger rows.
+
+Every candidate bronze row gets exactly one outcome: `quarantined` (a rule failed in conform),
+`held` (a reference is not known yet: re-checked on every later run, released when it arrives),
+`duplicate` (its key, or for versioned feeds its whole content, is already in silver or earlier in
+this batch) or `accepted`. DataFrames in, DataFrames out; the shell (agrilake.stages.silver) reads
+and writes the tables.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from agrilake.core.contracts import Feed, Table
+from agrilake.stages.silver.entities import Entity, silver_columns
+
+OUTCOMES = ("accepted", "quarantined", "duplicate", "held")
+
+
+def business_columns(table: Table) -> list[str]:
+    return [c.name for c in table.columns if not c.name.startswith("_")]
+
+
+def mask_pii(feed: Feed) -> list:
+    """map(name, value, ...) of a record for triage, PII reduced to a non-identifying stub."""
+    out = []
+    for c in feed.columns:
+        col = F.col(c.name)
+        if c.pii:
+            col = F.when(col.isNotNull(), F.concat(F.substring(col, 1, 2), F.lit("***")))
+        out.extend([F.lit(c.name), col])
+    return out
+
+
+def content_hash(names: list[str]):
+    return F.sha2(F.to_json(F.struct(*[F.col(n) for n in names])), 256)
+
+
+def check_references(conformed: DataFrame, e: Entity, known: list[DataFrame]) -> DataFrame:
+    """Adds `_held` (the reason a row waits for a reference, else null) and `_available_date`.
+
+    `known[i]`: the values of `e.refs[i]`'s reference column known in silver (any version, any
+    delivery), as (`__ref<i>`, `__avail<i>` = first availability). A row held for a reference becomes
+    available only when that reference is: its `_available_date` is the latest of its own delivery
+    and the first availability of each reference, so gold for an earlier date never sees it,
+    however late the backfill runs (point-in-time rule).
+    """
+    held = F.lit(None).cast("string")
+    available = [F.col("_delivery_date")]
+    for i, (ref, refs) in enumerate(zip(e.refs, known, strict=True)):
+        conformed = conformed.join(refs, F.col(f"__typed_{ref.column}") == F.col(f"__ref{i}"), "left")
+        held = F.coalesce(held, F.when(F.col("_reason").isNull() & F.col(f"__ref{i}").isNull(),
+                                       F.lit(f"{ref.reason}({ref.column})")))
+        available.append(F.col(f"__avail{i}"))
+    return (conformed.withColumn("_held", held)
+            .withColumn("_available_date", F.greatest(*available) if len(available) > 1 else available[0]))
+
+
+def known_values(silver_ref: DataFrame, column: str, i: int) -> DataFrame:
+    """The reference values of one silver table with their first availability, named for check_references."""
+    return silver_ref.groupBy(F.col(column).alias(f"__ref{i}")).agg(F.min("_available_date").alias(f"__avail{i}"))
+
+
+def shape(checked: DataFrame, e: Entity, table: Table, feed: Feed, key: str, run_id: str) -> DataFrame:
+    """Silver's columns (person keys, birth dates, renames) plus what the outcome needs."""
+    business = business_columns(table)
+    return (checked.select(*silver_columns(e, business, key), "_delivery_date", "_available_date", "_file_sha256",
+                           "_line", F.lit(run_id).alias("_batch_id"), "_reason", "_detail", "_held",
+                           F.create_map(*mask_pii(feed)).alias("_record"))
+            .withColumn("_hash", content_hash(business)))
+
+
+def rank(shaped: DataFrame, table: Table, existing: DataFrame) -> DataFrame:
+    """Adds `_outcome`. Events: one row per key, the first delivered (then file, then line) wins.
+    Versioned feeds: identical versions are one. Anything already in `existing` (silver) is a duplicate."""
+    business = business_columns(table)
+    dedup_cols = list(table.key) if table.kind == "event" else ["_hash"]
+    order = [F.col("_delivery_date"), F.col("_file_sha256"), F.col("_line")]
+    if table.kind != "event":
+        existing = existing.select(*business).withColumn("_hash", content_hash(business))
+    existing = existing.select(*dedup_cols).distinct().withColumn("_exists", F.lit(True))
+    ok = F.col("_reason").isNull() & F.col("_held").isNull()
+    return (shaped.withColumn("_rank", F.when(ok, F.row_number().over(Window.partitionBy(ok, *dedup_cols)
+                                                                       .orderBy(*order))))
+            .join(existing, dedup_cols, "left")
+            .withColumn("_outcome", F.when(F.col("_reason").isNotNull(), "quarantined")
+                        .when(F.col("_held").isNotNull(), "held")
+                        .when(F.col("_exists") | (F.col("_rank") > 1), "duplicate")
+                        .otherwise("accepted")))
+
+
+def accepted_rows(ranked: DataFrame, table: Table) -> DataFrame:
+    return ranked.where(F.col("_outcome") == "accepted").select(*[c.name for c in table.columns])
+
+
+def quarantine_rows(ranked: DataFrame, feed: Feed, run_id: str, now: datetime) -> DataFrame:
+    """ops.quarantine rows (stage `silver`): the reason, the failing value, the masked record."""
+    return ranked.where(F.col("_outcome") == "quarantined").select(
+        F.lit("silver").alias("stage"), F.lit(feed.name).alias("feed"), F.col("_reason").alias("reason"),
+        F.col("_detail").alias("detail"), F.lit(None).cast("string").alias("raw"),
+        F.col("_record").alias("record"), "_file_sha256", F.lit(None).cast("string").alias("_file_name"),
+        "_line", "_delivery_date", F.lit(run_id).alias("_batch_id"),
+        F.lit(now).cast("timestamp").alias("quarantined_at"))
+
+
+def ledger_rows(ranked: DataFrame, feed: Feed, as_of: date, run_id: str, now: datetime) -> DataFrame:
+    """ops.silver_ledger rows: one outcome per bronze row; a held row names the reference it waits for."""
+    return ranked.select(
+        F.lit(feed.name).alias("feed"), "_file_sha256", "_line", "_delivery_date", F.col("_outcome").alias("outcome"),
+        F.coalesce(F.col("_reason"), F.regexp_extract("_held", r"^(\w+)", 1)).alias("reason"),
+        F.coalesce(F.col("_detail"), F.col("_held")).alias("detail"),
+        F.when(F.col("_outcome") == "held", F.lit(as_of)).alias("held_since"),
+        F.lit(now).cast("timestamp").alias("updated_at"), F.lit(run_id).alias("run_id"))
