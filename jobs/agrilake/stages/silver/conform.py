@@ -6,13 +6,13 @@ Every rule adds a flag; a row with any flag carries `_reason` (the first by prio
 
 from __future__ import annotations
 
-import pandas as pd
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from agrilake.core import quarantine as q
 from agrilake.core.contracts import Column, Feed
+from agrilake.stages.silver.identifiers import ric_valid, uscc_valid, with_ric_regions
 
 DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
 TIMESTAMP_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
@@ -54,36 +54,6 @@ def typed_value(c: Column) -> SparkColumn:
     return t
 
 
-def _uscc_valid(col: SparkColumn) -> SparkColumn:
-    from pyspark.sql.functions import pandas_udf
-
-    @pandas_udf("boolean")
-    def check(values: pd.Series) -> pd.Series:
-        from stdnum.cn import uscc
-
-        return values.map(lambda v: bool(uscc.is_valid(v)), na_action="ignore")
-
-    return check(col)
-
-
-def _ric_valid(col: SparkColumn) -> SparkColumn:
-    from pyspark.sql.functions import pandas_udf
-
-    @pandas_udf("boolean")
-    def check(values: pd.Series) -> pd.Series:
-        from stdnum.cn import ric
-
-        def valid(v: str) -> bool:
-            try:
-                return bool(ric.is_valid(v))
-            except KeyError:  # python-stdnum raises on some county codes it does not know: not a valid RIC
-                return False
-
-        return values.map(valid, na_action="ignore")
-
-    return check(col)
-
-
 def rules(c: Column, feed: Feed) -> list[tuple[str, SparkColumn]]:
     """(reason, failed?) for each rule of the column; `failed?` is true when the rule is broken."""
     t = _text(c.name)
@@ -109,9 +79,9 @@ def rules(c: Column, feed: Feed) -> list[tuple[str, SparkColumn]]:
     if c.max is not None:
         out.append((q.OUT_OF_RANGE, v.isNotNull() & (v > F.lit(c.max))))
     if c.check == "uscc":
-        out.append((q.BAD_USCC, t.isNotNull() & ~F.coalesce(_uscc_valid(t), F.lit(False))))
+        out.append((q.BAD_USCC, t.isNotNull() & ~uscc_valid(t)))
     elif c.check == "ric":
-        out.append((q.BAD_RIC, t.isNotNull() & ~F.coalesce(_ric_valid(F.upper(t)), F.lit(False))))
+        out.append((q.BAD_RIC, t.isNotNull() & ~ric_valid(t, F.col(f"__ric_ranges_{c.name}"))))
     elif c.check == "division_code":
         out.append((q.BAD_DIVISION_CODE, t.isNotNull() & ~t.rlike(r"^\d{12}$")))
     elif c.check == "county_code":
@@ -138,7 +108,8 @@ def entity_rules(feed: Feed) -> list[tuple[str, str, SparkColumn]]:
 
 def conform(df: DataFrame, feed: Feed) -> DataFrame:
     """Adds `__typed_<col>` for every contract column plus `_reason` and `_detail` (null when valid)."""
-    typed = df.select("*", *[typed_value(c).alias(f"__typed_{c.name}") for c in feed.columns])
+    rics = [c.name for c in feed.columns if c.check == "ric"]
+    typed = with_ric_regions(df, rics).select("*", *[typed_value(c).alias(f"__typed_{c.name}") for c in feed.columns])
     flags = []
     for c in feed.columns:
         for reason, failed in rules(c, feed):
@@ -153,4 +124,4 @@ def conform(df: DataFrame, feed: Feed) -> DataFrame:
     return (typed.withColumn("_failures", failures)
             .withColumn("_reason", F.when(F.size("_failures") > 0, F.regexp_extract(F.col("_failures")[0], r"^(\w+)", 1)))
             .withColumn("_detail", F.when(F.size("_failures") > 0, F.array_join("_failures", ", ")))
-            .drop("_failures"))
+            .drop("_failures", *[f"__ric_ranges_{name}" for name in rics]))
