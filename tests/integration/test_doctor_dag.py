@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from agrilake.core.contracts import packaged
+from agrilake.orchestration.tasks import pipeline_dag_ids
 from tests.integration.conftest import dag_run_state, dag_run_states, run_dag, run_dags
 
 pytestmark = pytest.mark.integration
@@ -32,8 +34,11 @@ def test_a_failing_stage_fails_the_task(airflow_env, tmp_path):
     assert dag_run_state(proc) == "failed", proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "Delta jars are missing" in proc.stdout + proc.stderr
 
-    # `agrilake dags-test` (make run's runner) says so too, exits 1 and runs nothing after the failure.
-    proc = run_dags(airflow_env, ["agrilake_doctor", "agrilake_ingest_ref"], "2026-11-03", env)
+    # `agrilake dags-test` (make run's runner) says so too, exits 1 and runs nothing after the failure:
+    # the whole chain of make run, which the doctor opens.
+    dags = pipeline_dag_ids(packaged())
+    assert dags[0] == "agrilake_doctor" and len(dags) > 1
+    proc = run_dags(airflow_env, dags, "2026-11-03", env)
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert dag_run_states(proc) == [("agrilake_doctor", "failed")], proc.stdout[-4000:]
     assert "DAG agrilake_doctor failed for 2026-11-03" in proc.stderr

@@ -1,6 +1,6 @@
 """Export to a real SeaweedFS (`weed mini` started by the project) from gold-shaped Delta tables.
 
-The consumer side is written here independently of jobs.export: boto3 with the platform's own
+The consumer side is written here independently of agrilake.stages.export: boto3 with the platform's own
 read-only identity, SHA-256 of every listed file, pyarrow row counts.
 """
 
@@ -24,9 +24,10 @@ import pytest
 from botocore.exceptions import ClientError
 from stdnum.cn import uscc
 
-from jobs import __version__, export, ops, tables
-from jobs.objectstore import ObjectStore, port_is_free, s3_client
-from jobs.settings import get_settings
+from agrilake import __version__
+from agrilake.core import ops, tables
+from agrilake.services.objectstore import ObjectStore, port_is_free, s3_client
+from agrilake.stages import export
 
 pytestmark = pytest.mark.integration
 
@@ -86,27 +87,28 @@ def coop_rows(d: date, n: int, *, status: str = "active"):
     return rows
 
 
-def write_partition(spark, name: str, d: date, df) -> None:
-    tables.replace_partition(df, "gold", name, "as_of_date", d.isoformat())
+def write_partition(ctx, name: str, d: date, df) -> None:
+    tables.replace_partition(ctx, df, "gold", name, "as_of_date", d.isoformat())
 
 
-def write_coops(spark, d: date, n: int, **kw) -> None:
-    write_partition(spark, "coop_credit_profile", d, spark.createDataFrame(coop_rows(d, n, **kw), COOP_DDL))
+def write_coops(ctx, d: date, n: int, **kw) -> None:
+    write_partition(ctx, "coop_credit_profile", d, ctx.spark.createDataFrame(coop_rows(d, n, **kw), COOP_DDL))
 
 
-def write_households(spark, d: date, n: int) -> None:
-    write_partition(spark, "household_credit_profile", d, spark.sql(HOUSEHOLD_SQL.format(d=d, n=n)))
+def write_households(ctx, d: date, n: int) -> None:
+    write_partition(ctx, "household_credit_profile", d, ctx.spark.sql(HOUSEHOLD_SQL.format(d=d, n=n)))
 
 
-def write_gov(spark, d: date) -> None:
+def write_gov(ctx, d: date) -> None:
+    spark = ctx.spark
     divisions = [(d, "130131", "county", "平山县", "1301")] + [
         (d, f"130131{100 + i}", "township", town, "130131") for i, town in enumerate(TOWNS)]
     rows = [(*div, 3, 2, 10, 7, 0.7, 12, 30, 41, Decimal("20.50"), Decimal("47.25"), 0.93, 5, 0.2, 1)
             for div in divisions]
-    write_partition(spark, "logistics_division_daily", d, spark.createDataFrame(rows, LOGISTICS_DDL))
+    write_partition(ctx, "logistics_division_daily", d, spark.createDataFrame(rows, LOGISTICS_DDL))
     counties = [(d, "130131", "平山县", 12, 3, 5, 3, 1, Decimal("1500000.00"), Decimal("20000.00"), 0.91),
                 (d, "130123", "正定县", 1, 1, 0, 0, 0, Decimal("800000.00"), Decimal("0.00"), 0.99)]
-    write_partition(spark, "credit_county_summary", d, spark.createDataFrame(counties, COUNTY_DDL))
+    write_partition(ctx, "credit_county_summary", d, spark.createDataFrame(counties, COUNTY_DDL))
 
 
 # -- the consumer ----------------------------------------------------------------------------
@@ -159,22 +161,28 @@ def fail_on(client, operation: str, nth: int, *, key_suffix: str = ""):
 
 
 # -- fixtures --------------------------------------------------------------------------------
+S3_VARIABLES = ("AGRILAKE_S3_ENDPOINT", "AGRILAKE_S3_ACCESS_KEY", "AGRILAKE_S3_SECRET_KEY", "AGRILAKE_S3_CONN_ID")
+
+
 @pytest.fixture(scope="module")
-def lake(spark, tmp_path_factory):
-    """A lakehouse of this module's own with gold partitions for D1 (bank and gov); others per test."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AGRILAKE_LAKEHOUSE", str(tmp_path_factory.mktemp("export-lake")))
-        for name in ("AGRILAKE_S3_ENDPOINT", "AGRILAKE_S3_ACCESS_KEY", "AGRILAKE_S3_SECRET_KEY", "AGRILAKE_S3_CONN_ID"):
-            mp.delenv(name, raising=False)
-        write_coops(spark, D1, 25)
-        write_households(spark, D1, 40)
-        write_gov(spark, D1)
-        yield
+def lake(session_ctx, tmp_path_factory):
+    """The run context of a lakehouse of this module's own, with gold partitions for D1 (bank and gov);
+    others per test. No S3 credentials in its settings: every export is given its target or client."""
+    ctx = session_ctx.with_settings(lakehouse=str(tmp_path_factory.mktemp("export-lake")), s3_endpoint=None,
+                                    s3_access_key=None, s3_secret_key=None, s3_conn_id=None)
+    write_coops(ctx, D1, 25)
+    write_households(ctx, D1, 40)
+    write_gov(ctx, D1)
+    return ctx
 
 
 @pytest.fixture
-def settings(lake):
-    return get_settings()
+def cli_env(lake, monkeypatch):
+    """`agrilake export` is an entry point: its settings come from the environment, pointed at the lake."""
+    monkeypatch.setenv("AGRILAKE_LAKEHOUSE", lake.settings.lakehouse)
+    for name in S3_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
 
 
 @pytest.fixture(scope="session")
@@ -183,18 +191,18 @@ def bank(store):
 
 
 # -- tests -----------------------------------------------------------------------------------
-def test_bank_export_is_manifest_complete_for_the_bank(spark, store, settings, bank):
-    from jobs.quality import ExpectationOutcome, SuiteResult
+def test_bank_export_is_manifest_complete_for_the_bank(lake, store, bank):
+    from agrilake.core.quality import ExpectationOutcome, SuiteResult
 
     outcome = ExpectationOutcome("expect_column_values_to_not_be_null", "coop_id", "critical", True, "0 null")
-    ops.record_dq_results(spark, SuiteResult("gold_coop_credit_profile", True, [outcome]),
-                          table="gold.coop_credit_profile", partition=f"as_of_date={D1}")  # as jobs.gold does
+    ops.record_dq_results(lake, SuiteResult("gold_coop_credit_profile", True, [outcome]),
+                          table="gold.coop_credit_profile", partition=D1.isoformat())  # as agrilake.stages.gold does
 
-    results = export.export_platform(spark, "bank", D1, target=store.target(), settings=settings)
+    results = export.export_platform(lake, "bank", D1, target=store.target())
 
     assert [r.dataset for r in results] == ["coop_credit_profile", "household_credit_profile"]
     coops, manifest = consume(bank, "bank", "coop_credit_profile", D1)
-    gold = tables.read(spark, "gold", "coop_credit_profile").where(f"as_of_date = '{D1}'")
+    gold = tables.read(lake, "gold", "coop_credit_profile").where(f"as_of_date = '{D1}'")
     assert coops.num_rows == gold.count() == 25
     assert coops.column("coop_id").to_pylist() == sorted(r.coop_id for r in gold.collect())
     assert coops.column("coop_name").to_pylist()[0] == "平山县城关镇果蔬专业合作社"
@@ -208,13 +216,13 @@ def test_bank_export_is_manifest_complete_for_the_bank(spark, store, settings, b
     assert households.num_rows == 40 and manifest["quality"] is None
     assert all(PREFIX_KEYS.match(k) for k in keys_under(bank, "bank", ""))
 
-    recorded = tables.read(spark, "ops", "export_manifests").where(f"as_of_date = '{D1}' AND platform = 'bank'")
+    recorded = tables.read(lake, "ops", "export_manifests").where(f"as_of_date = '{D1}' AND platform = 'bank'")
     assert {(r.dataset, r.status, r.row_count) for r in recorded.collect()} == {
         ("coop_credit_profile", "complete", 25), ("household_credit_profile", "complete", 40)}
 
 
-def test_gov_gets_the_two_aggregates_with_small_cells_suppressed(spark, store, settings):
-    export.export_platform(spark, "gov", D1, target=store.target(), settings=settings)
+def test_gov_gets_the_two_aggregates_with_small_cells_suppressed(lake, store):
+    export.export_platform(lake, "gov", D1, target=store.target())
 
     gov = store.client("gov")
     assert keys_under(gov, "gov", "")[0].startswith("credit_county_summary/")
@@ -227,65 +235,58 @@ def test_gov_gets_the_two_aggregates_with_small_cells_suppressed(spark, store, s
     assert manifest["disclosure_control"]["rows_suppressed"] == 1
 
 
-def test_reexport_replaces_the_prefix_and_removes_stale_parts(spark, store, settings, bank):
-    write_coops(spark, D2, 10)
+def test_reexport_replaces_the_prefix_and_removes_stale_parts(lake, store, bank):
+    write_coops(lake, D2, 10)
     prefix = f"coop_credit_profile/as_of={D2}/"
-    small_parts = dataclasses.replace(settings, export_part_rows=4)
-    export.export_platform(spark, "bank", D2, target=store.target(), settings=small_parts,
-                           datasets=["coop_credit_profile"])
+    small_parts = lake.with_settings(export_part_rows=4)
+    export.export_platform(small_parts, "bank", D2, target=store.target(), datasets=["coop_credit_profile"])
     assert keys_under(bank, "bank", prefix) == [prefix + n for n in (
         "_manifest.json", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet")]
     _, first = consume(bank, "bank", "coop_credit_profile", D2)
     assert [f["rows"] for f in first["files"]] == [4, 4, 2]
 
     # Same data again: byte-identical parts, so consumers can compare digests across exports.
-    export.export_platform(spark, "bank", D2, target=store.target(), settings=small_parts,
-                           datasets=["coop_credit_profile"])
+    export.export_platform(small_parts, "bank", D2, target=store.target(), datasets=["coop_credit_profile"])
     assert consume(bank, "bank", "coop_credit_profile", D2)[1]["files"] == first["files"]
 
-    write_coops(spark, D2, 6, status="dissolved")  # gold rebuilt: fewer rows
-    export.export_platform(spark, "bank", D2, target=store.target(), settings=settings,
-                           datasets=["coop_credit_profile"])
+    write_coops(lake, D2, 6, status="dissolved")  # gold rebuilt: fewer rows
+    export.export_platform(lake, "bank", D2, target=store.target(), datasets=["coop_credit_profile"])
     assert keys_under(bank, "bank", prefix) == [prefix + "_manifest.json", prefix + "part-00000.parquet"]
     table, manifest = consume(bank, "bank", "coop_credit_profile", D2)
     assert table.num_rows == 6 and set(table.column("status").to_pylist()) == {"dissolved"}
     assert manifest["source"]["delta_version"] > first["source"]["delta_version"]
 
 
-def test_an_interrupted_export_is_never_manifest_complete_and_a_rerun_completes_it(spark, store, settings, bank):
-    write_coops(spark, D3, 9)
-    small_parts = dataclasses.replace(settings, export_part_rows=4)
-    export.export_platform(spark, "bank", D3, target=store.target(), settings=small_parts,
-                           datasets=["coop_credit_profile"])
+def test_an_interrupted_export_is_never_manifest_complete_and_a_rerun_completes_it(lake, store, bank):
+    write_coops(lake, D3, 9)
+    small_parts = lake.with_settings(export_part_rows=4)
+    export.export_platform(small_parts, "bank", D3, target=store.target(), datasets=["coop_credit_profile"])
     consume(bank, "bank", "coop_credit_profile", D3)  # a complete earlier export is being replaced
 
-    write_coops(spark, D3, 9, status="suspended")
+    write_coops(lake, D3, 9, status="suspended")
     client = store.client("pipeline")
     uploads = fail_on(client, "PutObject", 2, key_suffix=".parquet")
     with pytest.raises(ConnectionError, match="injected"):
-        export.export_platform(spark, "bank", D3, client=client, settings=small_parts,
-                               datasets=["coop_credit_profile"])
+        export.export_platform(small_parts, "bank", D3, client=client, datasets=["coop_credit_profile"])
     assert len(uploads) == 2  # the first new part was uploaded, the second failed
     with pytest.raises(NotComplete, match="NoSuchKey"):
         consume(bank, "bank", "coop_credit_profile", D3)
-    failed = tables.read(spark, "ops", "export_manifests").where(f"as_of_date = '{D3}' AND status = 'failed'")
+    failed = tables.read(lake, "ops", "export_manifests").where(f"as_of_date = '{D3}' AND status = 'failed'")
     assert "injected" in failed.first().message
 
-    export.export_platform(spark, "bank", D3, target=store.target(), settings=small_parts,
-                           datasets=["coop_credit_profile"])
+    export.export_platform(small_parts, "bank", D3, target=store.target(), datasets=["coop_credit_profile"])
     table, _ = consume(bank, "bank", "coop_credit_profile", D3)
     assert table.num_rows == 9 and set(table.column("status").to_pylist()) == {"suspended"}
 
 
-def test_multipart_uploads_are_aborted_on_error_and_leftovers_swept(spark, store, settings, bank):
-    write_households(spark, D4, 120_000)
+def test_multipart_uploads_are_aborted_on_error_and_leftovers_swept(lake, store, bank):
+    write_households(lake, D4, 120_000)
     prefix = f"household_credit_profile/as_of={D4}/"
-    multipart = dataclasses.replace(settings, export_multipart_mb=5)
+    multipart = lake.with_settings(export_multipart_mb=5)
     client = store.client("pipeline")
     parts = fail_on(client, "UploadPart", 2)
     with pytest.raises(ConnectionError, match="injected"):
-        export.export_platform(spark, "bank", D4, client=client, settings=multipart,
-                               datasets=["household_credit_profile"])
+        export.export_platform(multipart, "bank", D4, client=client, datasets=["household_credit_profile"])
     assert len(parts) == 2
     assert client.list_multipart_uploads(Bucket="bank", Prefix=prefix).get("Uploads", []) == []
 
@@ -294,7 +295,7 @@ def test_multipart_uploads_are_aborted_on_error_and_leftovers_swept(spark, store
     client.upload_part(Bucket="bank", Key=prefix + "part-00000.parquet", UploadId=leftover, PartNumber=1,
                        Body=b"x" * (5 * 1024 * 1024))
     started = time.monotonic()
-    [result] = export.export_platform(spark, "bank", D4, target=store.target(), settings=multipart,
+    [result] = export.export_platform(multipart, "bank", D4, target=store.target(),
                                       datasets=["household_credit_profile"])
     elapsed = time.monotonic() - started
     assert store.client("pipeline").list_multipart_uploads(Bucket="bank", Prefix=prefix).get("Uploads", []) == []
@@ -323,33 +324,32 @@ def test_a_wrong_secret_is_rejected(store):
     assert error_code(lambda: s3_client(wrong, max_attempts=1).list_objects_v2(Bucket="bank")) == "SignatureDoesNotMatch"
 
 
-def test_the_privacy_guard_refuses_before_anything_is_uploaded(spark, store, settings, bank):
+def test_the_privacy_guard_refuses_before_anything_is_uploaded(lake, store, bank):
     rows = coop_rows(D5, 3)
     rows[1] = rows[1][:4] + ("+86 13812345678",) + rows[1][5:]  # a phone number in `status`
-    write_partition(spark, "coop_credit_profile", D5, spark.createDataFrame(rows, COOP_DDL))
+    write_partition(lake, "coop_credit_profile", D5, lake.spark.createDataFrame(rows, COOP_DDL))
     with pytest.raises(export.PrivacyViolation, match="column 'status' has 1 value.* mobile phone") as err:
-        export.export_platform(spark, "bank", D5, target=store.target(), settings=settings,
-                               datasets=["coop_credit_profile"])
+        export.export_platform(lake, "bank", D5, target=store.target(), datasets=["coop_credit_profile"])
     assert "13812345678" not in str(err.value)
     assert keys_under(bank, "bank", f"coop_credit_profile/as_of={D5}/") == []
-    refused = tables.read(spark, "ops", "export_manifests").where(f"as_of_date = '{D5}'").first()
+    refused = tables.read(lake, "ops", "export_manifests").where(f"as_of_date = '{D5}'").first()
     assert refused.status == "refused"
 
 
-def test_a_partition_that_failed_its_quality_gate_is_not_exported(spark, store, settings):
-    from jobs.quality import ExpectationOutcome, SuiteResult
+def test_a_partition_that_failed_its_quality_gate_is_not_exported(lake, store):
+    from agrilake.core.quality import ExpectationOutcome, SuiteResult
 
     d = date(2024, 6, 25)
-    write_coops(spark, d, 2)
+    write_coops(lake, d, 2)
     outcome = ExpectationOutcome("expect_column_values_to_be_unique", "coop_id", "critical", False, "1 duplicate")
-    ops.record_dq_results(spark, SuiteResult("gold_coop_credit_profile", False, [outcome]),
+    ops.record_dq_results(lake, SuiteResult("gold_coop_credit_profile", False, [outcome]),
                           table="gold.coop_credit_profile", partition=d.isoformat())
     with pytest.raises(export.ExportError, match="latest validation of gold.coop_credit_profile .* failed"):
-        export.export_platform(spark, "bank", d, target=store.target(), settings=settings,
-                               datasets=["coop_credit_profile"])
+        export.export_platform(lake, "bank", d, target=store.target(), datasets=["coop_credit_profile"])
 
 
-def test_cli_export_and_links_never_show_a_secret(spark, store, lake, monkeypatch, capsys, caplog):
+def test_cli_export_and_links_never_show_a_secret(spark, store, cli_env, capsys, caplog):
+    monkeypatch = cli_env
     pipeline = store.target("pipeline")
     monkeypatch.setenv("AGRILAKE_S3_ENDPOINT", store.endpoint)
     monkeypatch.setenv("AGRILAKE_S3_ACCESS_KEY", pipeline.access_key)
@@ -368,12 +368,13 @@ def test_cli_export_and_links_never_show_a_secret(spark, store, lake, monkeypatc
     assert "exported gold.coop_credit_profile" in caplog.text and out.out.count("link ") == 2
     for identity in ("pipeline", "bank", "gov"):
         assert store.target(identity).secret_key not in text
-    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("jobs"))
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("agrilake"))
     assert "exporting" in ours or "S3 endpoint" in ours
     assert pipeline.access_key not in ours  # masked in our own logs (a presigned link itself carries it)
 
 
-def test_presigned_manifest_links_work_then_expire(store, lake, monkeypatch, capsys):
+def test_presigned_manifest_links_work_then_expire(store, cli_env, capsys):
+    monkeypatch = cli_env
     monkeypatch.setenv("AGRILAKE_EXPORTS", str(store.root))  # credentials from the local store's file
     assert export.main(["--platform", "bank", "--date", D1.isoformat(), "--links-only", "--expires", "2"]) == 0
     links = dict(re.findall(r"^link (\S+) .*: (http\S+)$", capsys.readouterr().out, re.M))
@@ -397,12 +398,12 @@ def test_local_store_secrets_are_private_and_never_in_its_logs(store):
     assert not any(s in public for s in secrets)
 
 
-def test_objectstore_command_starts_stops_and_keeps_data(tmp_path, capsys):
+def test_objectstore_command_starts_stops_and_keeps_data(settings, tmp_path, capsys):
     root = str(tmp_path / "store")
-    from jobs.objectstore import main
+    from agrilake.services.objectstore import main
 
     assert main(["start", "--root", root, "--port", "0"]) == 0
-    local = ObjectStore(root)
+    local = ObjectStore(settings=settings, root=root)
     try:
         assert "object store running: http://127.0.0.1:" in capsys.readouterr().out
         assert main(["status", "--root", root]) == 0
@@ -422,15 +423,15 @@ def test_objectstore_command_starts_stops_and_keeps_data(tmp_path, capsys):
         local.stop()
 
 
-def test_the_demo_summary_prints_manifests_endpoint_and_the_newest_gold(spark, store, settings, capsys):
-    from jobs import demo
+def test_the_demo_summary_prints_manifests_endpoint_and_the_newest_gold(lake, store, capsys):
+    from agrilake.devdata import demo
 
-    export.export_platform(spark, "gov", D1, target=store.target(), settings=settings)
+    export.export_platform(lake, "gov", D1, target=store.target())
     demo.print_manifests(store)
-    demo.print_gold_summary(settings)
+    demo.print_gold_summary(lake)
     out = capsys.readouterr().out
     assert f"s3://gov/logistics_division_daily/as_of={D1}/_manifest.json" in out
     assert f"endpoint {store.endpoint} " in out
-    newest = tables.read(spark, "gold", "coop_credit_profile").agg({"as_of_date": "max"}).first()[0]
+    newest = tables.read(lake, "gold", "coop_credit_profile").agg({"as_of_date": "max"}).first()[0]
     assert f"gold as of {newest}: credit tiers per county" in out and "village coverage and cold chain" in out
-    assert f"{settings.lakehouse}/gold/<table>" in out
+    assert f"{lake.settings.lakehouse}/gold/<table>" in out

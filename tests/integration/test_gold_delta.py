@@ -1,4 +1,4 @@
-"""The gold stage end to end on Delta: silver tables in a temporary lakehouse -> `main --date D` ->
+"""The gold stage end to end on Delta: silver tables in a temporary lakehouse -> `publish` for D ->
 one partition per gold table; a rerun is idempotent; a failed critical expectation publishes nothing."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 import yaml
 from pyspark.sql import functions as F
 
-import jobs.gold as gold
-from jobs import quality, tables
-from jobs.gold.contract import GOLD_TABLES
+import agrilake.stages.gold as gold
+from agrilake.core import quality, tables
+from agrilake.stages.gold.contract import GOLD_TABLES
 from tests.gold_fixtures import D, world, world_gold
 
 pytestmark = pytest.mark.integration
@@ -22,61 +22,66 @@ EXPECTED_ROWS = {"coop_credit_profile": 4, "household_credit_profile": 10, "logi
 
 
 @pytest.fixture
-def silver_lake(spark, lakehouse, monkeypatch):
-    for name, df in world(spark).items():
-        tables.overwrite(df, "silver", name)
-    # main() asks jobs.spark for its session; in tests it must be the one session of the run
-    monkeypatch.setattr(gold, "get_spark", lambda *a, **k: spark)
-    return lakehouse
+def silver_lake(ctx):
+    for name, df in world(ctx.spark).items():
+        tables.overwrite(ctx, df, "silver", name)
+    return ctx
 
 
-def _partition(spark, name, day):
-    df = tables.read(spark, "gold", name).where(F.col("as_of_date") == F.lit(day))
+def _publish(ctx, day: date) -> dict[str, int]:
+    """What `agrilake gold --date D` runs for one date."""
+    return gold.publish(ctx, gold.read_silver(ctx), day)
+
+
+def _partition(ctx, name, day):
+    df = tables.read(ctx, "gold", name).where(F.col("as_of_date") == F.lit(day))
     return sorted((tuple(r) for r in df.collect()), key=repr)
 
 
-def test_publish_rerun_and_blocked_publish(spark, silver_lake, tmp_path, monkeypatch):
-    assert gold.main(["--date", D.isoformat()]) == 0
-    first = {name: _partition(spark, name, D) for name in GOLD_TABLES}
+def test_publish_rerun_and_blocked_publish(spark, silver_lake, tmp_path):
+    ctx = silver_lake
+    assert _publish(ctx, D) == EXPECTED_ROWS
+    first = {name: _partition(ctx, name, D) for name in GOLD_TABLES}
     assert {name: len(rows) for name, rows in first.items()} == EXPECTED_ROWS
-    assert tables.read(spark, "gold", "coop_credit_profile").inputFiles()
+    assert tables.read(ctx, "gold", "coop_credit_profile").inputFiles()
     for name in GOLD_TABLES:  # every column carries its METRICS.md definition as a comment
-        undocumented = [f.name for f in tables.read(spark, "gold", name).schema.fields if not f.metadata.get("comment")]
+        undocumented = [f.name for f in tables.read(ctx, "gold", name).schema.fields if not f.metadata.get("comment")]
         assert undocumented == [], (name, undocumented)
-    assert all("as_of_date=2026-06-30" in f for f in tables.read(spark, "gold", "credit_county_summary").inputFiles())
+    assert all("as_of_date=2026-06-30" in f for f in tables.read(ctx, "gold", "credit_county_summary").inputFiles())
 
     # the partition holds exactly what the pure transform computes (checked value by value in unit tests)
     for name in GOLD_TABLES:
         assert first[name] == sorted((tuple(r.values()) for r in world_gold(spark, name)), key=repr), name
 
     # rerun: same partition content, no duplicates
-    assert gold.main(["--date", D.isoformat()]) == 0
-    assert {name: _partition(spark, name, D) for name in GOLD_TABLES} == first
+    assert _publish(ctx, D) == EXPECTED_ROWS
+    assert {name: _partition(ctx, name, D) for name in GOLD_TABLES} == first
 
-    dq = tables.read(spark, "ops", "dq_results").where(F.col("partition") == "as_of_date=2026-06-30")
+    # every stage records its DQ partition as the plain ISO date of the run
+    dq = tables.read(ctx, "ops", "dq_results").where(F.col("partition") == "2026-06-30")
     assert dq.where(~F.col("success") & (F.col("severity") == "critical")).count() == 0
     assert {r.table_name for r in dq.select("table_name").distinct().collect()} == {f"gold.{n}" for n in GOLD_TABLES}
 
     # an impossible critical expectation on one table blocks the publish of the whole date
     suites = tmp_path / "expectations"
-    shutil.copytree(quality.EXPECTATIONS_DIR, suites)
+    shutil.copytree(ctx.suites_dir, suites)
     path = suites / "gold_credit_county_summary.yaml"
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     spec["expectations"].append({"expectation": "expect_column_values_to_be_between",
                                  "kwargs": {"column": "coops", "max_value": 0}, "severity": "critical"})
     path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
-    monkeypatch.setattr(quality, "EXPECTATIONS_DIR", suites)
+    strict = ctx.with_settings(expectations_dir=suites)
 
     later = date(2026, 7, 1)
     with pytest.raises(quality.QualityGateFailed, match="expect_column_values_to_be_between") as failure:
-        gold.main(["--date", later.isoformat()])
+        _publish(strict, later)
     assert "gold_credit_county_summary" in str(failure.value)
     for name in GOLD_TABLES:
-        assert _partition(spark, name, later) == [], f"{name} published despite the failed gate"
-        assert _partition(spark, name, D) == first[name], f"{name} lost its earlier partition"
+        assert _partition(ctx, name, later) == [], f"{name} published despite the failed gate"
+        assert _partition(ctx, name, D) == first[name], f"{name} lost its earlier partition"
 
-    failed = (tables.read(spark, "ops", "dq_results")
-              .where((F.col("partition") == "as_of_date=2026-07-01") & ~F.col("success"))
+    failed = (tables.read(ctx, "ops", "dq_results")
+              .where((F.col("partition") == "2026-07-01") & ~F.col("success"))
               .select("table_name", "expectation", "column_name", "severity").collect())
     assert [tuple(r) for r in failed] == [
         ("gold.credit_county_summary", "expect_column_values_to_be_between", "coops", "critical")]

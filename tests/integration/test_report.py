@@ -10,7 +10,7 @@ import struct
 import subprocess
 import zlib
 from contextlib import redirect_stdout
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 from pyspark.sql.types import DateType, DecimalType
 
-from jobs import cli, ops, report, tables
-from jobs.gold.contract import gold_table
-from jobs.quality import ExpectationOutcome, SuiteResult
+from agrilake import cli
+from agrilake.analyst import report
+from agrilake.core import ops, tables
+from agrilake.core.quality import ExpectationOutcome, SuiteResult
 
 pytestmark = pytest.mark.integration
 
@@ -32,9 +33,10 @@ PERSONS = ["a" * 64, "b" * 64]
 EXPECTED_MARKS = {"chart-tiers": 3 + 4 + 1, "chart-coverage": 2, "chart-lead-time": 6, "chart-excursions": 2}
 
 
-def gold_frame(spark, name: str, rows: list[dict]):
+def gold_frame(ctx, name: str, rows: list[dict]):
     """A gold.<name> DataFrame with the contract's columns; missing values are null."""
-    struct_ = spark.createDataFrame([], gold_table(name).ddl).schema
+    spark = ctx.spark
+    struct_ = spark.createDataFrame([], ctx.contracts.gold_table(name).ddl).schema
 
     def value(field, v):
         if isinstance(v, str) and isinstance(field.dataType, DateType):
@@ -61,7 +63,17 @@ def summary(day: date, county: tuple[str, str], a: int, b: int, c: int, d: int) 
             "principal_active_cny": "1000.00", "arrears_cny": "0.00"}
 
 
-def write_gold(spark) -> None:
+def log_deliveries(ctx, *days: date) -> None:
+    """ops.ingest_log rows of one delivery per day: what `--date latest` resolves against."""
+    ops.create(ctx, "ingest_log")
+    rows = [dict(batch_id="test", system="coop", feed="sales", delivery_date=day,
+                 file_name=f"coop/sales/{day}/sales.jsonl", file_sha256=f"{i:064x}", file_bytes=0, status="ingested",
+                 read=0, accepted=0, quarantined=0, schema_drift=[], ingested_at=datetime(2026, 7, 1))
+            for i, day in enumerate(days)]
+    tables.append(ctx, ops.rows_df(ctx, ops.ddl(ctx, "ingest_log"), rows), "ops", "ingest_log")
+
+
+def write_gold(ctx) -> None:
     d1, d2, after = D - timedelta(days=1), D - timedelta(days=2), D + timedelta(days=1)
     logistics = [
         # D: the network is C1 + C2 + C3; the village row must not count twice
@@ -85,27 +97,37 @@ def write_gold(spark) -> None:
         "household_credit_profile": [{"as_of_date": D, "person_key": p, "age_band": "30-44"} for p in PERSONS],
     }
     for name, rows in frames.items():
-        tables.overwrite(gold_frame(spark, name, rows), "gold", name)
+        tables.overwrite(ctx, gold_frame(ctx, name, rows), "gold", name)
     outcome = ExpectationOutcome
-    partition = f"as_of_date={D.isoformat()}"
-    ops.record_dq_results(spark, SuiteResult("gold_coop_credit_profile", True, [
+    partition = D.isoformat()  # as agrilake.stages.gold records it
+    ops.record_dq_results(ctx, SuiteResult("gold_coop_credit_profile", True, [
         outcome("expect_column_values_to_not_be_null", "coop_id", "critical", True, ""),
         outcome("expect_column_values_to_not_be_null", "county_name", "warning", False, "unexpected_count=3"),
     ]), table="gold.coop_credit_profile", partition=partition)
-    ops.record_dq_results(spark, SuiteResult("gold_credit_county_summary", True, [
+    ops.record_dq_results(ctx, SuiteResult("gold_credit_county_summary", True, [
         outcome("expect_column_values_to_be_between", "coops", "critical", True, ""),
     ]), table="gold.credit_county_summary", partition=partition)
 
 
+def command_env(mp: pytest.MonkeyPatch, lakehouse, spark) -> None:
+    """`agrilake report` is an entry point: its settings come from the environment (pointed at
+    `lakehouse`), and the session it asks agrilake.core.spark for must be the one session of the run."""
+    import agrilake.core.spark
+
+    mp.setenv("AGRILAKE_LAKEHOUSE", str(lakehouse))
+    mp.setattr(agrilake.core.spark, "get_spark", lambda *a, **k: spark)
+
+
 @pytest.fixture(scope="module")
-def report_file(spark, tmp_path_factory) -> Path:
+def report_file(session_ctx, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("report")
     out = root / "report.html"
+    ctx = session_ctx.with_settings(lakehouse=str(root / "lakehouse"))
+    write_gold(ctx)
+    # deliveries up to D: gold's logistics row for D + 1 must not move `latest` past D
+    log_deliveries(ctx, D - timedelta(days=1), D)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AGRILAKE_LAKEHOUSE", str(root / "lakehouse"))
-        # the command asks jobs.spark for a session; in tests it must be the one session of the run
-        mp.setattr(report, "get_spark", lambda *a, **k: spark)
-        write_gold(spark)
+        command_env(mp, ctx.settings.lakehouse, ctx.spark)
         printed = StringIO()
         with redirect_stdout(printed):
             assert cli.main(["report", "--date", "latest", "--out", str(out)]) == 0
@@ -120,7 +142,7 @@ def _titles(page: str, chart_id: str) -> list[str]:
 
 def test_report_figures_come_from_the_gold_partitions(report_file):
     page = report_file.read_text(encoding="utf-8")
-    assert f"as of {D.isoformat()}" in page  # `latest` = the newest gold partition
+    assert f"as of {D.isoformat()}" in page  # `latest` = the newest delivery ingested
     for chart_id, n in EXPECTED_MARKS.items():
         assert len(_titles(page, chart_id)) == n, chart_id
     tiers = _titles(page, "chart-tiers")
@@ -147,9 +169,14 @@ def test_report_figures_come_from_the_gold_partitions(report_file):
 
 
 def test_report_without_gold_says_what_to_run(spark, lakehouse, monkeypatch):
-    monkeypatch.setattr(report, "get_spark", lambda *a, **k: spark)
-    with pytest.raises(SystemExit, match="run `agrilake gold --date D` first"):
+    command_env(monkeypatch, lakehouse, spark)
+    # nothing ingested: `latest` (the newest delivery) has nothing to resolve to
+    with pytest.raises(SystemExit, match="nothing has been ingested yet; run the ingest DAGs"):
         cli.main(["report", "--date", "latest", "--out", str(lakehouse / "r.html")])
+    # a date without gold: the command says which to run
+    with pytest.raises(SystemExit, match=rf"gold has no partition yet: run `agrilake gold --date {D}` first"):
+        cli.main(["report", "--date", D.isoformat(), "--out", str(lakehouse / "r.html")])
+    assert not (lakehouse / "r.html").exists()
 
 
 # --- headless Chromium ---------------------------------------------------------------------------------

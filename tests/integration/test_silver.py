@@ -9,9 +9,11 @@ import pytest
 from stdnum.cn import ric as stdnum_ric
 from stdnum.cn import uscc as stdnum_uscc
 
-from jobs import bronze, contracts, silver, tables
-from jobs.pseudonymise import person_key
-from jobs.settings import DEMO_PSEUDO_KEY
+from agrilake.core import tables
+from agrilake.core.contracts import packaged
+from agrilake.core.pseudonymise import person_key
+from agrilake.core.settings import DEMO_PSEUDO_KEY
+from agrilake.stages import bronze, silver
 from tests.integration.test_bronze import _drop
 from tests.unit.test_landing import _csv
 
@@ -30,7 +32,7 @@ def valid_ric(body: str = "11010119800101001") -> str:
 
 
 def divisions_csv() -> bytes:
-    feed = contracts.feed("ref_divisions")
+    feed = packaged().feed("ref_divisions")
     rows = [
         dict(division_code="110000000000", name="北京市", level="province", valid_from="2000-01-01"),
         dict(division_code="110100000000", name="市辖区", level="prefecture", parent_code="110000000000",
@@ -70,7 +72,7 @@ def sales_jsonl(rows: list[dict]) -> bytes:
 def land(root):
     """The landing of these tests: D1 with every outcome (accepted, quarantined, held, duplicate), D2
     with the reference that releases the held sale, a new cooperative version and a resent sale."""
-    coops, members = contracts.feed("coop_cooperatives"), contracts.feed("coop_members")
+    coops, members = packaged().feed("coop_cooperatives"), packaged().feed("coop_members")
     _drop(root, "ref_divisions", D1, "divisions.csv", divisions_csv())
     _drop(root, "coop_cooperatives", D1, "coops.csv", _csv(coops.column_names, [
         coop_row("C1"),
@@ -97,55 +99,54 @@ def land(root):
     return root
 
 
-def _run(spark, root, day):
-    bronze.ingest(spark, None, day, str(root))
-    return {c["table"]: c for c in silver.run(spark, None, day)}
+def _run(ctx, root, day):
+    bronze.ingest(ctx, None, day, str(root))
+    return {c["table"]: c for c in silver.run(ctx, None, day)}
 
 
-def _ledger(spark):
+def _ledger(ctx):
     return {(r.feed, r._line, r._delivery_date): (r.outcome, r.reason) for r in
-            tables.read(spark, "ops", "silver_ledger").collect()}
+            tables.read(ctx, "ops", "silver_ledger").collect()}
 
 
-def _snapshot(spark):
-    return {n: sorted(map(str, tables.read(spark, "silver", n).drop("_batch_id").collect()))
+def _snapshot(ctx):
+    return {n: sorted(map(str, tables.read(ctx, "silver", n).drop("_batch_id").collect()))
             for n in ("cooperatives", "members", "sales")}
 
 
-def _strings(spark):
+def _strings(ctx):
     """Every string value of every silver table, by table."""
     out = {}
-    for name in contracts.silver_tables():
-        df = tables.read(spark, "silver", name)
+    for name in ctx.contracts.silver_tables():
+        df = tables.read(ctx, "silver", name)
         strings = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
         out[name] = [v for row in df.select(*strings).collect() for v in row if v is not None]
     return out
 
 
 @pytest.fixture(scope="module")
-def runs(spark, tmp_path_factory):
+def runs(session_ctx, tmp_path_factory):
     """D1, then D2, then D2 again on one lakehouse; what each test looks at, taken after each run.
 
     One sequence for the module: each run on a fresh lakehouse costs a minute or two of Spark and Delta
     work, and the tests only read what the runs left."""
     root = tmp_path_factory.mktemp("silver")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AGRILAKE_LAKEHOUSE", str(root / "lakehouse"))
-        landed = land(root / "landing")
-        out = {"first": _run(spark, landed, D1), "ledger_d1": _ledger(spark),
-               "sales_d1": {r.sale_id for r in tables.read(spark, "silver", "sales").collect()},
-               "member_d1": tables.read(spark, "silver", "members").first(), "strings_d1": _strings(spark)}
-        out["second"] = _run(spark, landed, D2)
-        out["ledger_d2"] = _ledger(spark)
-        out["sales_d2"] = {r.sale_id: r for r in tables.read(spark, "silver", "sales").collect()}
-        out["c1_versions"] = (tables.read(spark, "silver", "cooperatives").where("coop_id = 'C1'")
-                              .orderBy("updated_at").collect())
-        out["before_rerun"] = _snapshot(spark)
-        out["again"] = _run(spark, landed, D2)
-        out["after_rerun"] = _snapshot(spark)
-        out["reconcile"] = silver.reconcile(spark, D2, ["coop_cooperatives", "coop_members", "coop_sales"], "test")
-        out["strings_end"] = _strings(spark)
-        yield out
+    ctx = session_ctx.with_settings(lakehouse=str(root / "lakehouse"))
+    landed = land(root / "landing")
+    out = {"first": _run(ctx, landed, D1), "ledger_d1": _ledger(ctx),
+           "sales_d1": {r.sale_id for r in tables.read(ctx, "silver", "sales").collect()},
+           "member_d1": tables.read(ctx, "silver", "members").first(), "strings_d1": _strings(ctx)}
+    out["second"] = _run(ctx, landed, D2)
+    out["ledger_d2"] = _ledger(ctx)
+    out["sales_d2"] = {r.sale_id: r for r in tables.read(ctx, "silver", "sales").collect()}
+    out["c1_versions"] = (tables.read(ctx, "silver", "cooperatives").where("coop_id = 'C1'")
+                          .orderBy("updated_at").collect())
+    out["before_rerun"] = _snapshot(ctx)
+    out["again"] = _run(ctx, landed, D2)
+    out["after_rerun"] = _snapshot(ctx)
+    out["reconcile"] = silver.reconcile(ctx, D2, ["coop_cooperatives", "coop_members", "coop_sales"], "test")
+    out["strings_end"] = _strings(ctx)
+    return out
 
 
 def test_reasons_hold_release_and_dedup(runs):
@@ -193,7 +194,10 @@ def test_rerun_changes_nothing_and_counts_reconcile(runs):
     assert rows and all(r["balanced"] for r in rows)
 
 
-def test_refuses_to_start_without_a_key_outside_demo(spark, lakehouse, monkeypatch):
+def test_refuses_to_start_without_a_key_outside_demo(lakehouse, monkeypatch):
+    # The command is the entry point: its settings come from the environment.
+    monkeypatch.setenv("AGRILAKE_LAKEHOUSE", str(lakehouse))
     monkeypatch.setenv("AGRILAKE_DEMO", "0")
     monkeypatch.delenv("AGRILAKE_PSEUDO_KEY", raising=False)
+    monkeypatch.delenv("AGRILAKE_PSEUDO_KEY_CONN_ID", raising=False)
     assert silver.main(["--date", D1.isoformat()]) == 1

@@ -1,5 +1,5 @@
 """Cluster mode for real: a Spark standalone master and worker on 127.0.0.1 from the pip pyspark,
-the gold DAG submitting `jobs.gold` with SparkSubmitOperator, the same partitions as the local build;
+the gold DAG submitting `agrilake.stages.gold` with SparkSubmitOperator, the same partitions as the local build;
 and a stage that fails on the cluster fails its Airflow task."""
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-import jobs.gold as gold
-from jobs import tables
-from jobs.contracts import GOLD_TABLES
-from jobs.processes import free_port
+from agrilake.core import tables
+from agrilake.core.contracts import GOLD_TABLES
+from agrilake.services.processes import free_port
 from tests.gold_fixtures import D, world, world_gold
-from tests.integration.conftest import dag_run_state, run_dag
+from tests.integration.conftest import ROOT, dag_run_state, run_dag
 
 pytestmark = pytest.mark.integration
 
@@ -72,17 +71,19 @@ def standalone_cluster(tmp_path_factory):
                     os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _rows(spark, name):
-    df = tables.read(spark, "gold", name).where(F.col("as_of_date") == F.lit(D))
+def _rows(ctx, name):
+    df = tables.read(ctx, "gold", name).where(F.col("as_of_date") == F.lit(D))
     return sorted((tuple(r) for r in df.collect()), key=repr)
 
 
-def test_gold_dag_on_a_standalone_cluster_equals_the_local_build(spark, lakehouse, airflow_env, standalone_cluster):
+def test_gold_dag_on_a_standalone_cluster_equals_the_local_build(spark, ctx, lakehouse, airflow_env,
+                                                                standalone_cluster):
     master_url, cluster_logs = standalone_cluster
     for name, df in world(spark).items():
-        tables.overwrite(df, "silver", name)
+        tables.overwrite(ctx, df, "silver", name)
+    # the DAG's task is a process of its own: the environment points it at ctx's lakehouse
     cluster_env = {"AGRILAKE_LAKEHOUSE": str(lakehouse), "AGRILAKE_SPARK_MASTER": master_url,
-                   "AGRILAKE_DRIVER_MEMORY": "1g", "AGRILAKE_HOME": str(Path(gold.__file__).parents[2])}
+                   "AGRILAKE_DRIVER_MEMORY": "1g", "AGRILAKE_HOME": str(ROOT)}
 
     proc = run_dag(airflow_env, "agrilake_gold", "2026-10-01", extra_env=cluster_env, conf={"date": D.isoformat()})
     out = proc.stdout + proc.stderr
@@ -91,7 +92,7 @@ def test_gold_dag_on_a_standalone_cluster_equals_the_local_build(spark, lakehous
     assert "--py-files" in out and "delta-spark_" in out, "the jobs zip or the Delta jars were not shipped"
     # the application really ran on the cluster: the worker launched an executor for it
     assert list((cluster_logs / "work").glob("app-*/*/stderr")), "no executor ran on the standalone worker"
-    on_cluster = {name: _rows(spark, name) for name in GOLD_TABLES}
+    on_cluster = {name: _rows(ctx, name) for name in GOLD_TABLES}
     assert all(on_cluster.values())
 
     # the local build of the same silver gives exactly these rows (test_gold_delta proves the local
