@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,15 @@ log = logging.getLogger(__name__)
 
 for _name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+class _Clock:
+    """Seconds spent in validations by this process, for the benchmark's share of each stage in GX."""
+
+    total = 0.0
+
+
+VALIDATION_SECONDS = _Clock()
 
 
 class QualityGateFailed(RuntimeError):
@@ -132,6 +142,14 @@ def validate(df, suite_name: str, expectations: list[dict[str, Any]], *, keep_in
 
     `keep_in`: folder where the GX result is kept for the data docs (results_dir(settings)).
     """
+    started = time.perf_counter()
+    try:
+        return _validate(df, suite_name, expectations, keep_in)
+    finally:
+        VALIDATION_SECONDS.total += time.perf_counter() - started
+
+
+def _validate(df, suite_name: str, expectations: list[dict[str, Any]], keep_in: Path | None) -> SuiteResult:
     import great_expectations as gx
 
     specs = expectations
