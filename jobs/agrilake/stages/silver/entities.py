@@ -74,13 +74,13 @@ def birth_date_from_ric(ric: SparkColumn) -> SparkColumn:
     return F.to_date(F.substring(ric, 7, 8), "yyyyMMdd")
 
 
-def silver_columns(e: Entity, silver_names: list[str], key: str) -> list[SparkColumn]:
-    """Expressions, from conform()'s typed columns, for every business column of the silver table."""
+def silver_columns(e: Entity, silver_names: list[str]) -> list[SparkColumn]:
+    """Expressions, from conform()'s typed columns, for every business column of the silver table
+    (person keys need the key pad columns of agrilake.core.pseudonymise.with_key_pads)."""
     out = []
     for name in silver_names:
         if name in e.pseudonymised:
-            ric = F.upper(F.col(f"__typed_{e.pseudonymised[name]}"))
-            out.append(person_key_column(ric, key).alias(name))
+            out.append(person_key_column(F.col(f"__typed_{e.pseudonymised[name]}")).alias(name))
         elif name in e.birth_dates:
             out.append(birth_date_from_ric(F.col(f"__typed_{e.birth_dates[name]}")).alias(name))
         else:

@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from agrilake.core.contracts import Feed, Table
+from agrilake.core.pseudonymise import with_key_pads
 from agrilake.stages.silver.entities import Entity, silver_columns
 
 OUTCOMES = ("accepted", "quarantined", "duplicate", "held")
@@ -67,7 +68,9 @@ def known_values(silver_ref: DataFrame, column: str, i: int) -> DataFrame:
 def shape(checked: DataFrame, e: Entity, table: Table, feed: Feed, key: str, run_id: str) -> DataFrame:
     """Silver's columns (person keys, birth dates, renames) plus what the outcome needs."""
     business = business_columns(table)
-    return (checked.select(*silver_columns(e, business, key), "_delivery_date", "_available_date", "_file_sha256",
+    if e.pseudonymised:
+        checked = with_key_pads(checked, key)
+    return (checked.select(*silver_columns(e, business), "_delivery_date", "_available_date", "_file_sha256",
                            "_line", F.lit(run_id).alias("_batch_id"), "_reason", "_detail", "_held",
                            F.create_map(*mask_pii(feed)).alias("_record"))
             .withColumn("_hash", content_hash(business)))
