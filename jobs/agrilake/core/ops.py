@@ -80,14 +80,6 @@ class DQBatch:
             record_dq_batch(self.ctx, self.results, partition=self.partition, run_id=self.run_id)
 
 
-def record(ctx, dq: DQBatch | None, table: str, result: SuiteResult, *, partition: str, run_id: str) -> None:
-    """Into the run's batch when there is one, else straight to ops.dq_results."""
-    if dq is not None:
-        dq.add(table, result)
-    else:
-        record_dq_results(ctx, result, table=table, partition=partition, run_id=run_id)
-
-
 def latest_dq(ctx, table: str, partition: str = "") -> dict | None:
     """The newest validation of `table` (and partition): {run_id, suite, success, failed, validated_at}."""
     from pyspark.sql import functions as F
