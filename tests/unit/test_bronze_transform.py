@@ -12,7 +12,7 @@ import pytest
 
 from agrilake.core import quarantine as q
 from agrilake.core.contracts import packaged
-from agrilake.stages.bronze import parse_partition, transform
+from agrilake.stages.bronze import reader, transform
 from agrilake.stages.bronze.landing import LandedFile
 
 FEED = packaged().feed("coop_members")
@@ -56,13 +56,15 @@ def parsed(spark):
     return spark.createDataFrame(rows, transform.parsed_ddl(FEED))
 
 
-def test_parsed_ddl_is_what_the_parse_step_yields(spark):
-    """The executor-side parser's tuples fit the DDL the transform reads (order and types)."""
+def test_parsed_ddl_is_what_the_read_yields(spark, tmp_path):
+    """The reader's rows fit the DDL the transform reads (order and types), with the file's lineage."""
     header = ",".join(FEED.column_names) + ",wechat_id"
     good = "C1,11010219800101001X,张三,3,2.5,2020-01-01,,2026-11-01T09:00:00+08:00,wx1"
-    content = f"{header}\n{good}\nC1,short\n".encode()
-    rows = list(parse_partition([(content, SHA_A, NAME[SHA_A], DAY)], FEED))
-    df = spark.createDataFrame(rows, transform.parsed_ddl(FEED))
+    path = tmp_path / "a.csv"
+    path.write_text(f"{header}\n{good}\nC1,short\n", encoding="utf-8")
+    landed = LandedFile(FEED.name, str(path), NAME[SHA_A], DAY, path.stat().st_size)
+    df = reader.read(spark, [(landed, SHA_A)], FEED)
+    assert df.schema == spark.createDataFrame([], transform.parsed_ddl(FEED)).schema
     got = {r["_line"]: r.asDict() for r in df.collect()}
     assert sorted(got) == [2, 3]
     assert got[2]["_reason"] is None and got[2]["member_name"] == "张三" and got[2]["left_date"] is None

@@ -66,6 +66,8 @@ def spark_conf(settings: Settings, *, test: bool = False, catalog_dir: str | Non
         # docs/metrics.md takes event dates in UTC+08:00: the session zone makes to_date() do exactly that.
         "spark.sql.session.timeZone": settings.timezone,
         "spark.sql.ansi.enabled": "false",
+        # A JSON key or CSV header repeated in one record: the last value wins, as in Python (bronze).
+        "spark.sql.mapKeyDedupPolicy": "LAST_WIN",
         "spark.ui.enabled": "false" if test else "true",
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": settings.driver_memory,

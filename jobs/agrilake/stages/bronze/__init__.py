@@ -2,8 +2,9 @@
 
 A run for date D takes the files in delivery folders dated <= D that the ingest log has not seen,
 identifies each by SHA-256 (a file seen before under any name is logged as a duplicate and not
-ingested again), parses them on the executors by the contracts, validates the batch (GX bronze
-suite), then MERGEs rows into bronze and quarantine on (file SHA-256, line) and logs the files last.
+ingested again), reads them into records with Spark SQL by the contracts (`reader`), validates the
+batch (GX bronze suite), then MERGEs rows into bronze and quarantine on (file SHA-256, line) and
+logs the files last.
 Each step is idempotent, so a run killed anywhere and run again leaves each row exactly once.
 """
 
@@ -19,30 +20,15 @@ from datetime import UTC, date, datetime
 from agrilake.core import audit, dates, ops, tables
 from agrilake.core.context import RunContext
 from agrilake.core.contracts import Feed
-from agrilake.stages.bronze import landing, parser, transform
+from agrilake.stages.bronze import landing, reader, transform
 
 log = logging.getLogger(__name__)
-
-
-def _local(path: str) -> str:
-    """Spark's binaryFile reports `file:/x`; discovery knows `/x`: one spelling for both."""
-    return os.path.abspath(path.removeprefix("file://").removeprefix("file:"))
 
 
 def _crash_point(name: str) -> None:
     # Fault injection for the exactly-once test: the process is really killed (SIGKILL) here.
     if os.environ.get("AGRILAKE_CRASH_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def parse_partition(rows, feed: Feed):
-    """Executor side: (content, sha, name, delivery) rows -> parsed tuples in parsed_ddl order."""
-    for content, sha, name, delivered in rows:
-        _, _, records = parser.parse(bytes(content), feed)
-        for r in records:
-            values = r.values or {}
-            yield (r.reason, r.detail, None if r.values is not None else r.raw,
-                   *(values.get(c) for c in feed.column_names), r.extra, r.line, sha, name, delivered)
 
 
 def logged_files(ctx: RunContext, feeds: list[Feed]) -> dict[str, list]:
@@ -91,12 +77,7 @@ def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, bat
     figures: dict[str, dict] = {}
 
     if to_ingest:
-        meta = {_local(f.path): (sha, f.name, f.delivery_date) for f, sha in to_ingest}
-        contents = (spark.read.format("binaryFile").load([f.path for f, _ in to_ingest])
-                    .select("path", "content").rdd
-                    .map(lambda r: (r.content, *meta[_local(r.path)])))
-        parsed = spark.createDataFrame(contents.mapPartitions(lambda rows: parse_partition(rows, feed)),
-                                       transform.parsed_ddl(feed)).persist()
+        parsed = reader.read(spark, to_ingest, feed).persist()
         accepted = transform.accepted(parsed, feed, batch_id=batch_id, now=now)
         rejected = transform.rejected(parsed, feed, batch_id=batch_id, now=now)
         figures = {r["_file_sha256"]: r.asDict() for r in transform.file_figures(parsed).collect()}
