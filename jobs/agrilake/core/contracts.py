@@ -176,9 +176,11 @@ class Contracts:
         return self._bronze_lineage
 
     def bronze_ddl(self, feed: Feed) -> str:
-        """bronze.<system>_<feed>: every contract column as text, then the lineage columns."""
+        """bronze.<system>_<feed>: every contract column as text, then the lineage columns (the
+        required ones NOT NULL)."""
         return ", ".join([f"{c} string" for c in feed.column_names]
-                         + [f"{c.name} {c.spark_type}" for c in self._bronze_lineage])
+                         + [f"{c.name} {c.spark_type}{' NOT NULL' if c.required else ''}"
+                            for c in self._bronze_lineage])
 
     @cached_property
     def _silver(self) -> dict[str, Table]:

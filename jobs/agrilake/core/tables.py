@@ -45,7 +45,8 @@ def _sql_text(value: str) -> str:
 
 def create_if_missing(ctx, layer: str, name: str, ddl: str, *, partition_by: Iterable[str] = (),
                       comments: dict[str, str] | None = None, constraints: dict[str, str] | None = None) -> None:
-    """Create an empty Delta table with the given schema, column comments and CHECK constraints.
+    """Create an empty Delta table with the given schema (NOT NULL kept), column comments and CHECK
+    constraints.
 
     One CREATE TABLE commit: Delta keeps a CHECK constraint as the table property
     `delta.constraints.<name>` and derives the writer protocol from it, so declaring the constraints at
@@ -56,7 +57,7 @@ def create_if_missing(ctx, layer: str, name: str, ddl: str, *, partition_by: Ite
         return
     schema = ctx.spark.createDataFrame([], ddl).schema
     columns = ", ".join(
-        f"`{f.name}` {f.dataType.simpleString()}"
+        f"`{f.name}` {f.dataType.simpleString()}" + ("" if f.nullable else " NOT NULL")
         + (f" COMMENT {_sql_text(comments[f.name])}" if (comments or {}).get(f.name) else "")
         for f in schema.fields)
     statement = f"CREATE TABLE IF NOT EXISTS delta.`{path(ctx, layer, name)}` ({columns}) USING DELTA"

@@ -16,6 +16,10 @@ import os
 import signal
 import sys
 from datetime import UTC, date, datetime
+from functools import reduce
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from agrilake.core import audit, dates, ops, tables
 from agrilake.core.context import RunContext
@@ -68,18 +72,30 @@ def plan(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, logged: li
     return to_ingest, duplicates
 
 
-def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, batch_id: str,
-                dq: ops.DQBatch | None = None, logged: list | None = None) -> list[dict]:
-    """Ingest one feed's new files; returns the ingest-log rows written."""
-    spark = ctx.spark
-    to_ingest, duplicates = plan(ctx, feed, landing_root, as_of, logged)
-    now = datetime.now(UTC).replace(tzinfo=None)
-    figures: dict[str, dict] = {}
+def committed_files(ctx: RunContext, feed: Feed, files: list[tuple]) -> set[str]:
+    """The SHA-256s of `files` (LandedFile, sha) that bronze already holds: one pruned scan of the
+    SHA column in their delivery partitions, empty but for a rerun after a crash."""
+    days = sorted({f.delivery_date for f, _ in files})
+    shas = sorted({sha for _, sha in files})
+    found = (tables.read(ctx, "bronze", feed.name)
+             .where(F.col("_delivery_date").isin(days) & F.col("_file_sha256").isin(shas))
+             .select("_file_sha256").distinct().collect())
+    return {r[0] for r in found}
 
+
+def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, batch_id: str, now: datetime,
+                dq: ops.DQBatch | None = None, logged: list | None = None):
+    """Read, audit and commit one feed's new files to bronze.
+
+    Returns (ingest-log rows, quarantine rows or None): both still to be recorded (`record`), so
+    that a run of many feeds pays one quarantine and one log commit, not one per feed.
+    """
+    to_ingest, duplicates = plan(ctx, feed, landing_root, as_of, logged)
+    figures: dict[str, dict] = {}
+    rejected = None
     if to_ingest:
-        parsed = reader.read(spark, to_ingest, feed).persist()
+        parsed = reader.read(ctx.spark, to_ingest, feed).persist()
         accepted = transform.accepted(parsed, feed, batch_id=batch_id, now=now)
-        rejected = transform.rejected(parsed, feed, batch_id=batch_id, now=now)
         figures = {r["_file_sha256"]: r.asDict() for r in transform.file_figures(parsed).collect()}
 
         context = {"columns": feed.column_names + [c.name for c in ctx.contracts.bronze_lineage()],
@@ -88,54 +104,82 @@ def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, bat
                                                       audit.suite(ctx, "bronze", context))}
         audit.audit(ctx, checks, as_of=as_of, run_id=batch_id, dq=dq)
 
-        days = [d.isoformat() for d in transform.delivery_dates(to_ingest)]
-        shas = sorted({sha for _, sha in to_ingest})
-        prune = (f"t._delivery_date IN ({', '.join(repr(d) for d in days)}) AND "
-                 f"t._file_sha256 IN ({', '.join(repr(s) for s in shas)})")
         tables.create_if_missing(ctx, "bronze", feed.name, ctx.contracts.bronze_ddl(feed),
                                  partition_by=["_delivery_date"])
-        tables.merge(ctx, accepted, "bronze", feed.name,
-                     f"{prune} AND t._file_sha256 = s._file_sha256 AND t._line = s._line")
+        # A plain append, once per file: a commit holds every accepted row of its files, so a file
+        # already in bronze (committed by a run killed before its log commit) is whole, and skipped.
+        done = committed_files(ctx, feed, to_ingest)
+        tables.append(ctx, accepted.where(~F.col("_file_sha256").isin(sorted(done))) if done else accepted,
+                      "bronze", feed.name)
         _crash_point("after_bronze_merge")
-        if any(r["bad"] for r in figures.values()):  # a clean delivery costs no quarantine commit
-            tables.merge(ctx, rejected, "ops", "quarantine",
-                         "t.stage = 'bronze' AND t._file_sha256 = s._file_sha256 AND t._line = s._line "
-                         f"AND t._file_sha256 IN ({', '.join(repr(s) for s in shas)})")
-        _crash_point("after_quarantine_merge")
+        if any(r["bad"] for r in figures.values()):  # a clean delivery keeps nothing for the quarantine
+            # kept (small) past the feed's parsed rows, for the run's one quarantine commit
+            rejected = transform.rejected(parsed, feed, batch_id=batch_id, now=now).persist()
+            rejected.count()
         parsed.unpersist()
+    return transform.log_rows(feed, to_ingest, figures, duplicates), rejected
 
-    log_rows = transform.log_rows(feed, to_ingest, figures, duplicates)
+
+def record(ctx: RunContext, log_rows: list[dict], rejected: list, batch_id: str, now: datetime) -> None:
+    """The run's quarantine rows in one commit, then its ingest-log rows in one commit (the log last:
+    a file is done once logged, so a run killed before this point ingests its files again, and
+    the MERGEs on (file SHA-256, line) keep every row once)."""
+    if rejected:
+        union = reduce(DataFrame.unionByName, rejected)
+        shas = sorted({r["file_sha256"] for r in log_rows if r["quarantined"]})
+        tables.merge(ctx, union, "ops", "quarantine",
+                     "t.stage = 'bronze' AND t._file_sha256 = s._file_sha256 AND t._line = s._line "
+                     f"AND t._file_sha256 IN ({', '.join(repr(s) for s in shas) or 'NULL'})")
+        for df in rejected:
+            df.unpersist()
+    _crash_point("after_quarantine_merge")
     if log_rows:
         df = ops.rows_df(ctx, ops.ddl(ctx, "ingest_log"),
                          [dict(batch_id=batch_id, ingested_at=now, **r) for r in log_rows])
         tables.merge(ctx, df, "ops", "ingest_log", "t.file_sha256 = s.file_sha256 AND t.file_name = s.file_name")
-    return log_rows
 
 
 def ingest(ctx: RunContext, system: str | None, as_of: date, landing_root: str | None = None,
            batch_id: str | None = None) -> list[dict]:
-    """Ingest every feed of `system` (all systems when None) for date `as_of`; returns the log rows."""
+    """Ingest every feed of `system` (all systems when None) for date `as_of`; returns the log rows.
+
+    Feeds are committed to bronze one by one; what the feeds committed is recorded (quarantine,
+    then ingest log) once at the end, also when a later feed stops the run (a failed gate).
+    """
     landing_root = landing_root or ctx.settings.landing
     batch_id = batch_id or f"bronze-{as_of.isoformat()}-{ops.new_run_id()}"
     feeds = [f for f in ctx.contracts.feeds().values() if system in (None, f.system)]
     if not feeds:
         raise SystemExit(f"unknown system {system!r}; one of {sorted(ctx.contracts.systems())}")
     ops.ensure(ctx)
-    out = []
+    now = datetime.now(UTC).replace(tzinfo=None)
+    out, rejected = [], []
     logged = logged_files(ctx, feeds)
-    with ops.DQBatch(ctx, partition=as_of.isoformat(), run_id=batch_id) as dq:
-        for feed in feeds:
-            out.extend(_ingest_and_log(ctx, feed, landing_root, as_of, batch_id, dq, logged[feed.name]))
+    try:
+        with ops.DQBatch(ctx, partition=as_of.isoformat(), run_id=batch_id) as dq, \
+                reader.one_task_per_file(ctx.spark):
+            for feed in feeds:
+                rows, bad = ingest_feed(ctx, feed, landing_root, as_of, batch_id, now, dq, logged[feed.name])
+                _log_feed(feed, rows)
+                out.extend(rows)
+                rejected.extend([bad] if bad is not None else [])
+    except Exception:
+        # The feeds committed before the one that stopped the run are recorded all the same, so the
+        # next run need not read them again; if even that fails, the next run redoes them, once.
+        try:
+            record(ctx, out, rejected, batch_id, now)
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            log.exception("bronze: could not record the feeds committed before the failure")
+        raise
+    record(ctx, out, rejected, batch_id, now)
     return out
 
 
-def _ingest_and_log(ctx, feed: Feed, landing_root: str, as_of: date, batch_id: str, dq, logged) -> list[dict]:
-    rows = ingest_feed(ctx, feed, landing_root, as_of, batch_id, dq, logged)
+def _log_feed(feed: Feed, rows: list[dict]) -> None:
     new = [r for r in rows if r["status"] != "duplicate"]
     log.info("bronze.%s: %d file(s), read %d = accepted %d + quarantined %d; %d duplicate file(s)",
              feed.name, len(new), sum(r["read"] for r in new), sum(r["accepted"] for r in new),
              sum(r["quarantined"] for r in new), len(rows) - len(new))
-    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

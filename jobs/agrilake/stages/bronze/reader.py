@@ -1,8 +1,10 @@
 """Reading landed files on the engine: Spark SQL turns every file into records, no Python per row.
 
-One query per feed: `binaryFile` gives each file's bytes, `split` on `\\n` and `posexplode` give its
-physical lines with their numbers, and SQL expressions do the rest. The rules, the same for every
-file (unit-tested in tests/unit/test_landing.py):
+Each file is one scan of Spark's line reader (split on `\n` only, one task a file, so a row's
+number in its task is its line number), carrying the file's lineage as literals; SQL expressions
+do the rest. The driver reads one line of each CSV file (the header) and scans its bytes for a
+quote (to know whether a quoted field can span lines). The rules, the same for every file
+(unit-tested in tests/unit/test_landing.py):
 
 - A record ends at `\\n` or `\\r\\n`, and nowhere else (U+2028, form feed, a lone `\\r` are text).
   `_line` is the 1-based physical line the record starts on; the CSV header is line 1.
@@ -13,11 +15,12 @@ file (unit-tested in tests/unit/test_landing.py):
   than the header is WRONG_FIELD_COUNT; a header lacking a contract column quarantines every record
   of the file as MISSING_COLUMN; a file whose first line is not a readable header quarantines every
   non-blank line. Blank records are not records.
-- JSONL is one object per line; an absent key is null; values keep their JSON text (`1e3` stays
-  `1e3`, an object stays its JSON); a duplicate key keeps its last value; a line that is not a JSON
-  object is MALFORMED_JSON. Blank lines are not records.
-- Bytes that are not UTF-8 quarantine the record they are in (MALFORMED_CSV / MALFORMED_JSON): in a
-  file that is not valid UTF-8, a record holding U+FFFD (the decoder's replacement) is that record.
+- JSONL is one object per line; an absent key is null; a value is its text as Python's json gives
+  it (`12.50` -> `12.5`, `5e7` -> `50000000.0`, `true`, a nested object as compact JSON); a repeated
+  key keeps its last value; a line that is not one JSON object is MALFORMED_JSON. Blank lines are
+  not records.
+- A line with bytes that are not UTF-8 quarantines its record (MALFORMED_CSV / MALFORMED_JSON), its
+  raw text shown with U+FFFD in their place.
 
 Multi-line CSV records need to know, line by line, whether the line before ended inside a quoted
 field: a two-state automaton run by window functions, only over the files that have such a line,
@@ -26,7 +29,10 @@ so the common file (one record a line) never pays a shuffle.
 
 from __future__ import annotations
 
-import os
+import csv
+import re
+from contextlib import contextmanager
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -77,33 +83,83 @@ def _valid(record: Column) -> Column:
     return (F.instr(record, '"') == 0) | record.rlike(RECORD)
 
 
-def files_frame(spark: SparkSession, files: list[tuple]) -> DataFrame:
-    """One row per landed file: its lineage, whether it is valid UTF-8, its physical lines.
+def header_facts(path: str, feed: Feed) -> tuple[list[str] | None, bool]:
+    """Driver side, per CSV file: (its header's column names, or None when line 1 is no readable
+    header; whether a quoted field spans lines somewhere in it).
 
-    `files`: (LandedFile, sha256) pairs, as the driver identified them.
+    One line is parsed in Python (the header); the rest is a byte scan, line by line only in files
+    that hold a quote at all, with the same patterns as the engine's.
     """
-    meta = spark.createDataFrame(
-        [(os.path.abspath(f.path), sha, f.name, f.delivery_date) for f, sha in files],
-        "_key string, _file_sha256 string, _file_name string, _delivery_date date")
-    content = (spark.read.format("binaryFile").load([f.path for f, _ in files])
-               .select(F.regexp_replace("path", "^file:(//)?", "").alias("_key"), "content"))
-    joined = content.join(F.broadcast(meta), "_key", "left")
-    # Every file read must be one the driver identified; a path spelt differently would lose its lineage.
-    sha = F.coalesce("_file_sha256", F.raise_error(F.concat(F.lit("bronze: no SHA-256 for landed file "), "_key")))
-    text = F.col("content").cast("string")  # the bytes as they are: validity is checked before decoding
-    return joined.select(sha.alias("_file_sha256"), "_file_name", "_delivery_date",
-                         F.is_valid_utf8(text).alias("_utf8"), F.split(text, "\n", -1).alias("_lines"))
+    with open(path, "rb") as fh:
+        first = _py_line(fh.readline())
+        multi = False
+        fh.seek(0)
+        if any(b'"' in block for block in iter(lambda: fh.read(1 << 20), b"")):
+            fh.seek(0)
+            opens = re.compile(_python_pattern(OPENS))
+            multi = any(b'"' in line and opens.search(_py_line(line)) for line in fh)
+    first = first.removeprefix("\ufeff")
+    if first == "" or ('"' in first and not re.search(_python_pattern(RECORD), first)):
+        return None, multi
+    return [h.strip() for h in next(csv.reader([first], strict=True))], multi
 
 
-def _lines(per_file: DataFrame, *keep: str) -> DataFrame:
-    """One row per physical line: `_pos` (0-based), `_text` as in the file, `_t` without BOM and `\r`."""
-    out = per_file.select(*FILE_COLUMNS, "_utf8", *keep, F.posexplode("_lines").alias("_pos", "_text"))
+def _py_line(raw: bytes) -> str:
+    line = raw.decode("utf-8", errors="replace").removesuffix("\n")
+    return line.removesuffix("\r")
+
+
+def _python_pattern(java: str) -> str:
+    return java.replace(r"\z", r"\Z")  # the only Java-only syntax the patterns use
+
+
+def _scan(spark: SparkSession, landed, sha: str, **per_file: Column) -> DataFrame:
+    """The physical lines of one file in order, `_line` their 1-based number, with the file's lineage.
+
+    A file is one scan (one task) of the line reader, split on `\n` only; a row's number in its task
+    is its line number. `one_task_per_file` keeps a big file from being split into several tasks,
+    and the read fails loudly should it ever be.
+    """
+    raw = spark.read.option("lineSep", "\n").text(landed.path)
+    lines = raw.select(F.monotonically_increasing_id().alias("_id"), F.col("value").alias("_text"),
+                       F.col("_metadata.file_block_start").alias("_block"))
+    number = F.when(F.col("_block") == 0, F.col("_id").bitwiseAND(F.lit((1 << 33) - 1)) + 1).otherwise(
+        F.raise_error(F.lit(f"bronze: {landed.name} was split across tasks; set spark.sql.files."
+                            "maxPartitionBytes above its size")))
     t = _strip_cr(F.col("_text"))
-    return out.withColumn("_t", F.when(F.col("_pos") == 0, F.regexp_replace(t, "^\ufeff", "")).otherwise(t))
+    return lines.select(
+        number.alias("_line"), "_text",
+        F.when(F.col("_id").bitwiseAND(F.lit((1 << 33) - 1)) == 0, F.regexp_replace(t, "^\ufeff", ""))
+        .otherwise(t).alias("_t"),
+        (~F.is_valid_utf8(F.col("_text"))).alias("_bad"),
+        F.lit(sha).alias("_file_sha256"), F.lit(landed.name).alias("_file_name"),
+        F.lit(landed.delivery_date).alias("_delivery_date"), *(c.alias(n) for n, c in per_file.items()))
 
 
-def _bad_bytes(text: Column) -> Column:
-    return ~F.col("_utf8") & F.contains(text, F.lit("\ufffd"))
+@contextmanager
+def one_task_per_file(spark: SparkSession):
+    """Line numbers need each landed file read whole by one task: no file split while inside.
+
+    Spark cuts a file into min(maxPartitionBytes, max(openCostInBytes, bytes per core)) pieces.
+    """
+    keys = ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes")
+    before = {k: spark.conf.get(k) for k in keys}
+    for k in keys:
+        spark.conf.set(k, str(1 << 40))
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            spark.conf.set(k, v)
+
+
+def _union(frames: list[DataFrame]) -> DataFrame | None:
+    return reduce(DataFrame.unionByName, frames) if frames else None
+
+
+def _text(column: str = "_t") -> Column:
+    """A line or record as text: bytes that are not UTF-8 shown as U+FFFD (for the quarantine)."""
+    return F.when(F.col("_bad"), F.make_valid_utf8(F.col(column))).otherwise(F.col(column))
 
 
 def _blank(text: Column) -> Column:
@@ -111,9 +167,10 @@ def _blank(text: Column) -> Column:
 
 
 def read(spark: SparkSession, files: list[tuple], feed: Feed) -> DataFrame:
-    """Every physical record of `files` (LandedFile, sha256) as a parsed_ddl(feed) row."""
-    per_file = files_frame(spark, files)
-    return _jsonl(per_file, feed) if feed.format == "jsonl" else _csv(per_file, feed)
+    """Every physical record of `files` (LandedFile, sha256) as a transform.parsed_ddl(feed) row."""
+    if feed.format == "jsonl":
+        return _jsonl(_union([_scan(spark, f, sha) for f, sha in files]), feed)
+    return _csv(spark, files, feed)
 
 
 def _out(df: DataFrame, feed: Feed, reason: Column, detail: Column, raw: Column, values: dict[str, Column],
@@ -124,32 +181,41 @@ def _out(df: DataFrame, feed: Feed, reason: Column, detail: Column, raw: Column,
                      F.when(ok, extra).cast("map<string,string>").alias("_extra"), line.cast("bigint").alias("_line"), *FILE_COLUMNS)
 
 
-def _jsonl(per_file: DataFrame, feed: Feed) -> DataFrame:
-    lines = _lines(per_file).where(~_blank(F.col("_t")))
+def _jsonl(lines: DataFrame, feed: Feed) -> DataFrame:
+    lines = lines.where(~_blank(F.col("_t")))
     # Jackson stops after the first value; Python's json (and JSONL) wants the line to be one object.
-    whole = F.rtrim(F.col("_t"), F.lit(" \t\r")).endswith("}")
-    lines = lines.withColumn("_whole", whole)
-    whole = F.col("_whole")
-    parsed = lines.withColumn("_obj", F.when(whole, F.from_json("_t", "map<string,string>",
-                                                                 {"allowSingleQuotes": "false"})))
+    lines = lines.withColumn("_whole", F.rtrim(F.col("_t"), F.lit(" \t\r")).endswith("}"))
+    text, whole = F.col("_t"), F.col("_whole")
+    parsed = lines.withColumn("_obj", F.when(whole, F.from_json(text, "map<string,string>",
+                                                                {"allowSingleQuotes": "false"})))
+    obj = F.col("_obj")
+    # The common line has the contract's keys, once each, and no number Jackson writes otherwise than
+    # Python: it costs one parse and a few map lookups. Only the others take the slow path below.
+    present = reduce(Column.__add__, (F.map_contains_key(obj, c).cast("int") for c in feed.column_names))
+    scientific = reduce(Column.__or__, (F.contains(obj[c], F.lit("E")) & obj[c].rlike(JAVA_DOUBLE)
+                                        for c in feed.column_names))
+    parsed = parsed.withColumn("_plain", F.size(obj) == present)
+    plain = F.col("_plain")
+    parsed = parsed.withColumn("_sci", ~plain | scientific)
+    sci = F.col("_sci")
     # A repeated key keeps its last value, as in Python's json: the parsed map keeps both, and
     # rebuilding it dedups by spark.sql.mapKeyDedupPolicy=LAST_WIN (core/spark.py).
-    obj = F.col("_obj")
-    parsed = parsed.withColumn("_obj", F.when(F.size(F.array_distinct(F.map_keys(obj))) < F.size(obj),
-                                              F.map_from_arrays(F.map_keys(obj), F.map_values(obj))).otherwise(obj))
-    text, obj = F.col("_t"), F.col("_obj")
-    bad = _bad_bytes(text)
+    deduped = F.map_from_arrays(F.map_keys(obj), F.map_values(obj))
+    parsed = parsed.withColumn("_obj", F.when(~plain, deduped).otherwise(obj))
+    # Jackson's scientific doubles rewritten once in the map (one lambda: per-column copies of the
+    # rewrite would grow the generated code past the JVM's 64 KB method limit).
+    parsed = parsed.withColumn("_obj", F.when(sci, F.transform_values(
+        obj, lambda k, v: _python_number(v, text, k))).otherwise(obj))
+    contract = F.array(*(F.lit(c) for c in feed.column_names))
+    parsed = parsed.withColumn("_x", F.when(~plain, F.map_filter(obj, lambda k, v: ~F.array_contains(contract, k))))
+    extra = F.when(F.cardinality("_x") > 0, F.col("_x"))
+    bad = F.col("_bad")
     not_json = F.try_parse_json(text).isNull()
     trailing = ~whole & F.ltrim(text).startswith("{")  # an object with more after it
     detail = (F.when(bad, F.lit(BAD_BYTES))
               .when(obj.isNull(), F.when(not_json | trailing, F.lit(JSON_SYNTAX)).otherwise(F.lit(JSON_NOT_OBJECT))))
-    contract = F.array(*(F.lit(c) for c in feed.column_names))
-    extra = F.map_filter(obj, lambda k, v: ~F.array_contains(contract, k))
-    extra = F.transform_values(extra, lambda k, v: _python_number(v, text, k))
-    return _out(parsed, feed, F.when(bad | obj.isNull(), F.lit(q.MALFORMED_JSON)), detail, text,
-                {c: _python_number(obj[c], text, F.lit(c)) for c in feed.column_names},
-                F.when(F.cardinality(extra) > 0, extra), F.col("_pos") + 1)
-
+    return _out(parsed, feed, F.when(bad | obj.isNull(), F.lit(q.MALFORMED_JSON)), detail, _text(),
+                {c: obj[c] for c in feed.column_names}, extra, F.col("_line"))
 
 JAVA_DOUBLE = r"^(-?)(\d)\.(\d+)E(-?\d+)$"
 
@@ -179,33 +245,48 @@ def _python_number(value: Column, line: Column, key: Column) -> Column:
     return F.when(value.rlike(JAVA_DOUBLE), python).otherwise(value)
 
 
-def _csv(per_file: DataFrame, feed: Feed) -> DataFrame:
-    contract = F.array(*(F.lit(c) for c in feed.column_names))
-    first = _strip_cr(F.regexp_replace(F.element_at("_lines", 1), "^\ufeff", ""))
-    header = F.transform(_fields(first), lambda h: F.regexp_replace(h, r"^\s+|\s+\z", ""))
-    files = per_file.select("*", ((first != "") & _valid(first)).alias("_header_ok"), header.alias("_header"))
-    files = files.select(
-        "*", F.filter(contract, lambda c: ~F.array_contains(F.col("_header"), c)).alias("_missing"),
-        F.filter("_header", lambda h: ~F.array_contains(contract, h)).alias("_drift"),
-        F.exists("_lines", lambda t: (F.instr(t, '"') > 0) & _strip_cr(t).rlike(OPENS)).alias("_multi"))
+def _csv(spark: SparkSession, files: list[tuple], feed: Feed) -> DataFrame:
+    contract = feed.column_names
+
+    def strings(values: list[str]) -> Column:
+        return F.array(*(F.lit(v) for v in values)).cast("array<string>")
+
+    single, multi, headless = [], [], []
+    for landed, sha in files:
+        header, spans = header_facts(landed.path, feed)
+        if header is None:
+            headless.append(_scan(spark, landed, sha))
+            continue
+        facts = {"_header": strings(header), "_missing": strings([c for c in contract if c not in header]),
+                 "_drift": strings([h for h in header if h not in set(contract)])}
+        (multi if spans else single).append(_scan(spark, landed, sha, **facts))
     keep = ("_header", "_missing", "_drift")
+    parts = []
 
-    # A file without a readable header: nothing binds by name, so every non-blank line is quarantined.
-    headless = _lines(files.where(~F.col("_header_ok")), *keep).where(~_blank(F.col("_t")))
-    headless = _out(headless, feed, F.lit(q.MISSING_COLUMN), F.lit(NO_HEADER), F.col("_t"), {},
-                    F.lit(None), F.col("_pos") + 1)
-
+    if headless:  # no readable header: nothing binds by name, so every non-blank line is quarantined
+        lines = _union(headless).where(~_blank(F.col("_t")))
+        parts.append(_out(lines, feed, F.lit(q.MISSING_COLUMN), F.lit(NO_HEADER), _text(), {}, F.lit(None),
+                          F.col("_line")))
     # The common file: no line ends inside a quoted field, so a record is a line.
-    single = (_lines(files.where(F.col("_header_ok") & ~F.col("_multi")), *keep)
-              .select(*FILE_COLUMNS, "_utf8", *keep, F.col("_pos").alias("_start"), F.col("_t").alias("_rec")))
-    multi = _multi_line_records(files.where(F.col("_header_ok") & F.col("_multi")), keep)
-    records = single.unionByName(multi).where((F.col("_start") > 0) & (F.col("_rec") != ""))
+    records = [_union(single).select(*FILE_COLUMNS, "_bad", *keep, F.col("_line").alias("_start"),
+                                     F.col("_t").alias("_rec"))] if single else []
+    if multi:
+        records.append(_multi_line_records(_union(multi), keep))
+    if records:
+        parts.append(_records(_union(records), feed))
+    if not parts:
+        raise ValueError("bronze: no files to read")
+    return _union(parts)
 
-    rec = F.col("_rec")
+
+def _records(records: DataFrame, feed: Feed) -> DataFrame:
+    """CSV records (one or more lines each, header dropped) bound to the contract by the header's names."""
+    records = records.where((F.col("_start") > 1) & (F.col("_rec") != ""))
+    rec, bad = F.col("_rec"), F.col("_bad")
     fields = F.col("_fields")
     width = F.size("_header")
     missing = F.size("_missing") > 0
-    valid, bad = _valid(rec), _bad_bytes(rec)
+    valid = _valid(rec)
     count_wrong = F.size(fields) != width
     reason = (F.when(missing, F.lit(q.MISSING_COLUMN)).when(~valid | bad, F.lit(q.MALFORMED_CSV))
               .when(count_wrong, F.lit(q.WRONG_FIELD_COUNT)))
@@ -219,11 +300,11 @@ def _csv(per_file: DataFrame, feed: Feed) -> DataFrame:
 
     extra = F.when(F.size("_drift") > 0, F.map_from_arrays(F.col("_drift"), F.transform("_drift", value)))
     records = records.withColumn("_fields", F.when(valid, _fields(rec)))
-    return _out(records, feed, reason, detail, rec, {c: value(c) for c in feed.column_names}, extra,
-                F.col("_start") + 1).unionByName(headless)
+    return _out(records, feed, reason, detail, _text("_rec"), {c: value(c) for c in feed.column_names}, extra,
+                F.col("_start"))
 
 
-def _multi_line_records(files: DataFrame, keep: tuple[str, ...]) -> DataFrame:
+def _multi_line_records(lines: DataFrame, keep: tuple[str, ...]) -> DataFrame:
     """Records of files where a quoted field spans lines: a line starts a record unless the line
     before it ended inside a quoted field.
 
@@ -233,12 +314,11 @@ def _multi_line_records(files: DataFrame, keep: tuple[str, ...]) -> DataFrame:
     is the value set by the last setting line, flipped once per flipping line since: window sums
     over the file's lines in order, no per-line loop.
     """
-    lines = _lines(files, *keep)
     t = F.col("_t")
     quoted = F.instr(t, '"') > 0
     opens = quoted & t.rlike(OPENS)
     stays = ~quoted | t.rlike(STAYS)
-    in_file = Window.partitionBy("_file_sha256").orderBy("_pos")
+    in_file = Window.partitionBy("_file_sha256").orderBy("_line")
     lines = (lines.withColumn("_sets", opens == stays).withColumn("_opens", opens)
              .withColumn("_flips", (opens & ~stays).cast("int"))
              .withColumn("_flipped", F.sum("_flips").over(in_file)))
@@ -250,9 +330,8 @@ def _multi_line_records(files: DataFrame, keep: tuple[str, ...]) -> DataFrame:
     starts = ~F.lag("_inside", 1, False).over(in_file)
     lines = lines.withColumn("_record", F.sum(starts.cast("int")).over(in_file))
     by_record = lines.groupBy("_file_sha256", "_record").agg(
-        F.min("_pos").alias("_start"), F.array_sort(F.collect_list(F.struct("_pos", "_text"))).alias("_parts"),
-        *(F.first(c).alias(c) for c in ("_file_name", "_delivery_date", "_utf8", *keep)))
+        F.min("_line").alias("_start"), F.array_sort(F.collect_list(F.struct("_line", "_text"))).alias("_parts"),
+        F.max("_bad").alias("_bad"), *(F.first(c).alias(c) for c in ("_file_name", "_delivery_date", *keep)))
     # an unclosed quote runs to the end of the file, past its last line break: not part of the record
     text = F.regexp_replace(F.array_join(F.transform("_parts", lambda p: p["_text"]), "\n"), "[\r\n]+\\z", "")
-    # the first line of the file lost its BOM in `_t`; the header record is dropped, so `_text` is fine
-    return by_record.select(*FILE_COLUMNS, "_utf8", *keep, "_start", text.alias("_rec"))
+    return by_record.select(*FILE_COLUMNS, "_bad", *keep, "_start", text.alias("_rec"))
