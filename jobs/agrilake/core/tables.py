@@ -44,7 +44,8 @@ def _sql_text(value: str) -> str:
 
 
 def create_if_missing(ctx, layer: str, name: str, ddl: str, *, partition_by: Iterable[str] = (),
-                      comments: dict[str, str] | None = None, constraints: dict[str, str] | None = None) -> None:
+                      comments: dict[str, str] | None = None, constraints: dict[str, str] | None = None,
+                      properties: dict[str, str] | None = None) -> bool:
     """Create an empty Delta table with the given schema (NOT NULL kept), column comments and CHECK
     constraints.
 
@@ -52,9 +53,10 @@ def create_if_missing(ctx, layer: str, name: str, ddl: str, *, partition_by: Ite
     `delta.constraints.<name>` and derives the writer protocol from it, so declaring the constraints at
     creation gives the table ALTER TABLE ADD CONSTRAINT would (enforced on every write), without one
     more commit and table scan per constraint (3.5 s -> 0.35 s a table on a warm local session).
+    Returns whether the table was created now.
     """
     if exists(ctx, layer, name):
-        return
+        return False
     schema = ctx.spark.createDataFrame([], ddl).schema
     columns = ", ".join(
         f"`{f.name}` {f.dataType.simpleString()}" + ("" if f.nullable else " NOT NULL")
@@ -63,11 +65,11 @@ def create_if_missing(ctx, layer: str, name: str, ddl: str, *, partition_by: Ite
     statement = f"CREATE TABLE IF NOT EXISTS delta.`{path(ctx, layer, name)}` ({columns}) USING DELTA"
     if partition_by:
         statement += f" PARTITIONED BY ({', '.join(f'`{c}`' for c in partition_by)})"
-    if constraints:
-        props = ", ".join(f"{_sql_text('delta.constraints.' + c.lower())} = {_sql_text(expr)}"
-                          for c, expr in constraints.items())
-        statement += f" TBLPROPERTIES ({props})"
+    props = {**(properties or {}), **{f"delta.constraints.{c.lower()}": e for c, e in (constraints or {}).items()}}
+    if props:
+        statement += f" TBLPROPERTIES ({', '.join(f'{_sql_text(k)} = {_sql_text(v)}' for k, v in props.items())})"
     ctx.spark.sql(statement)
+    return True
 
 
 def append(ctx, df, layer: str, name: str, *, txn_app_id: str | None = None, txn_version: int | None = None) -> None:

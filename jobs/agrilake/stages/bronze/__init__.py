@@ -11,10 +11,13 @@ Each step is idempotent, so a run killed anywhere and run again leaves each row 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from functools import reduce
 
@@ -84,7 +87,7 @@ def committed_files(ctx: RunContext, feed: Feed, files: list[tuple]) -> set[str]
 
 
 def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, batch_id: str, now: datetime,
-                dq: ops.DQBatch | None = None, logged: list | None = None):
+                dq: ops.DQBatch | None = None, logged: list | None = None, gx_lock=None):
     """Read, audit and commit one feed's new files to bronze.
 
     Returns (ingest-log rows, quarantine rows or None): both still to be recorded (`record`), so
@@ -102,13 +105,16 @@ def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, bat
                    "lineage": transform.LINEAGE, "key": list(feed.key)}
         checks = {f"bronze.{feed.name}": audit.Check(accepted, f"bronze.{feed.name}",
                                                       audit.suite(ctx, "bronze", context))}
-        audit.audit(ctx, checks, as_of=as_of, run_id=batch_id, dq=dq)
+        with gx_lock or contextlib.nullcontext():
+            audit.audit(ctx, checks, as_of=as_of, run_id=batch_id, dq=dq)
 
-        tables.create_if_missing(ctx, "bronze", feed.name, ctx.contracts.bronze_ddl(feed),
-                                 partition_by=["_delivery_date"])
+        # Statistics only on the lineage the pipeline prunes by, not on every text column of a feed.
+        new_table = tables.create_if_missing(ctx, "bronze", feed.name, ctx.contracts.bronze_ddl(feed),
+                                             partition_by=["_delivery_date"],
+                                             properties={"delta.dataSkippingStatsColumns": "_file_sha256,_line"})
         # A plain append, once per file: a commit holds every accepted row of its files, so a file
         # already in bronze (committed by a run killed before its log commit) is whole, and skipped.
-        done = committed_files(ctx, feed, to_ingest)
+        done = set() if new_table else committed_files(ctx, feed, to_ingest)
         tables.append(ctx, accepted.where(~F.col("_file_sha256").isin(sorted(done))) if done else accepted,
                       "bronze", feed.name)
         _crash_point("after_bronze_merge")
@@ -143,8 +149,8 @@ def ingest(ctx: RunContext, system: str | None, as_of: date, landing_root: str |
            batch_id: str | None = None) -> list[dict]:
     """Ingest every feed of `system` (all systems when None) for date `as_of`; returns the log rows.
 
-    Feeds are committed to bronze one by one; what the feeds committed is recorded (quarantine,
-    then ingest log) once at the end, also when a later feed stops the run (a failed gate).
+    Each feed is committed to bronze on its own; what the feeds committed is recorded (quarantine,
+    then ingest log) once at the end, also when a feed stops the run (a failed gate).
     """
     landing_root = landing_root or ctx.settings.landing
     batch_id = batch_id or f"bronze-{as_of.isoformat()}-{ops.new_run_id()}"
@@ -153,26 +159,56 @@ def ingest(ctx: RunContext, system: str | None, as_of: date, landing_root: str |
         raise SystemExit(f"unknown system {system!r}; one of {sorted(ctx.contracts.systems())}")
     ops.ensure(ctx)
     now = datetime.now(UTC).replace(tzinfo=None)
-    out, rejected = [], []
+    done: dict[str, tuple[list[dict], DataFrame | None]] = {}
     logged = logged_files(ctx, feeds)
     try:
         with ops.DQBatch(ctx, partition=as_of.isoformat(), run_id=batch_id) as dq, \
                 reader.one_task_per_file(ctx.spark):
-            for feed in feeds:
-                rows, bad = ingest_feed(ctx, feed, landing_root, as_of, batch_id, now, dq, logged[feed.name])
-                _log_feed(feed, rows)
-                out.extend(rows)
-                rejected.extend([bad] if bad is not None else [])
+            _each_feed(ctx, feeds, done, landing_root, as_of, batch_id, now, dq, logged)
     except Exception:
         # The feeds committed before the one that stopped the run are recorded all the same, so the
         # next run need not read them again; if even that fails, the next run redoes them, once.
         try:
-            record(ctx, out, rejected, batch_id, now)
+            record(ctx, *_gathered(feeds, done), batch_id, now)
         except Exception:  # noqa: BLE001 - the first error is the one to report
             log.exception("bronze: could not record the feeds committed before the failure")
         raise
+    out, rejected = _gathered(feeds, done)
     record(ctx, out, rejected, batch_id, now)
     return out
+
+
+def _each_feed(ctx: RunContext, feeds: list[Feed], done: dict, landing_root: str, as_of: date, batch_id: str,
+               now: datetime, dq: ops.DQBatch, logged: dict) -> None:
+    """Feeds side by side, `settings.feed_concurrency` at a time: one feed's driver-side work (file
+    hashing, GX, commits) overlaps another's Spark jobs, and one big file's single task does not
+    leave the other cores idle. GX runs one validation at a time (its context is not thread-safe).
+    On a failure the feeds already running finish, the others do not start, and the first error
+    is raised."""
+    gx_lock = threading.Lock()
+
+    def one(feed: Feed) -> None:
+        rows, bad = ingest_feed(ctx, feed, landing_root, as_of, batch_id, now, dq, logged[feed.name], gx_lock)
+        _log_feed(feed, rows)
+        done[feed.name] = (rows, bad)
+
+    workers = max(1, min(ctx.settings.feed_concurrency, len(feeds)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bronze") as pool:
+        futures = [pool.submit(one, f) for f in feeds]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _gathered(feeds: list[Feed], done: dict) -> tuple[list[dict], list[DataFrame]]:
+    """The log rows and quarantine frames of the feeds that finished, in the contracts' feed order."""
+    out = [r for f in feeds if f.name in done for r in done[f.name][0]]
+    rejected = [done[f.name][1] for f in feeds if f.name in done and done[f.name][1] is not None]
+    return out, rejected
 
 
 def _log_feed(feed: Feed, rows: list[dict]) -> None:
