@@ -3,9 +3,9 @@
 A run for date D takes the files in delivery folders dated <= D that the ingest log has not seen,
 identifies each by SHA-256 (a file seen before under any name is logged as a duplicate and not
 ingested again), reads them into records with Spark SQL by the contracts (`reader`), validates the
-batch (GX bronze suite), then MERGEs rows into bronze and quarantine on (file SHA-256, line) and
-logs the files last.
-Each step is idempotent, so a run killed anywhere and run again leaves each row exactly once.
+batch (GX bronze suite) and appends it to bronze (a file a killed run already committed is skipped);
+the run's quarantine rows (MERGE on file SHA-256 and line) and then its ingest-log rows are written
+once at the end, the log last. A run killed anywhere and run again leaves each row exactly once.
 """
 
 from __future__ import annotations
@@ -128,8 +128,9 @@ def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, bat
 
 def record(ctx: RunContext, log_rows: list[dict], rejected: list, batch_id: str, now: datetime) -> None:
     """The run's quarantine rows in one commit, then its ingest-log rows in one commit (the log last:
-    a file is done once logged, so a run killed before this point ingests its files again, and
-    the MERGEs on (file SHA-256, line) keep every row once)."""
+    a file is done once logged, so a run killed before this point ingests its files again: bronze
+    skips the files it already holds, and the quarantine MERGE on (file SHA-256, line) keeps every
+    row once)."""
     if rejected:
         union = reduce(DataFrame.unionByName, rejected)
         shas = sorted({r["file_sha256"] for r in log_rows if r["quarantined"]})
@@ -183,8 +184,8 @@ def _each_feed(ctx: RunContext, feeds: list[Feed], done: dict, landing_root: str
     """Feeds side by side, `settings.feed_concurrency` at a time: one feed's driver-side work (file
     hashing, GX, commits) overlaps another's Spark jobs, and one big file's single task does not
     leave the other cores idle. GX runs one validation at a time (its context is not thread-safe).
-    On a failure the feeds already running finish, the others do not start, and the first error
-    is raised."""
+    On a failure, futures are cancelled once the failure is seen in feed order (a feed queued behind
+    a slower one may still run), the running ones finish, and the first error is raised."""
     gx_lock = threading.Lock()
 
     def one(feed: Feed) -> None:
