@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from datetime import date
 
 import pytest
@@ -114,6 +118,11 @@ def _snapshot(ctx):
             for n in ("cooperatives", "members", "sales")}
 
 
+def _silver_quarantine(ctx):
+    return sorted((r.feed, r._line, r.reason) for r in
+                  tables.read(ctx, "ops", "quarantine").where("stage = 'silver'").collect())
+
+
 def _strings(ctx):
     """Every string value of every silver table, by table."""
     out = {}
@@ -133,7 +142,8 @@ def runs(session_ctx, tmp_path_factory):
     root = tmp_path_factory.mktemp("silver")
     ctx = session_ctx.with_settings(lakehouse=str(root / "lakehouse"))
     landed = land(root / "landing")
-    out = {"first": _run(ctx, landed, D1), "ledger_d1": _ledger(ctx),
+    out = {"first": _run(ctx, landed, D1), "ledger_d1": _ledger(ctx), "snapshot_d1": _snapshot(ctx),
+           "quarantine_d1": _silver_quarantine(ctx),
            "sales_d1": {r.sale_id for r in tables.read(ctx, "silver", "sales").collect()},
            "member_d1": tables.read(ctx, "silver", "members").first(), "strings_d1": _strings(ctx)}
     out["second"] = _run(ctx, landed, D2)
@@ -192,6 +202,29 @@ def test_rerun_changes_nothing_and_counts_reconcile(runs):
     assert runs["after_rerun"] == runs["before_rerun"]
     rows = runs["reconcile"]
     assert rows and all(r["balanced"] for r in rows)
+
+
+def test_killed_runs_then_rerun_give_the_tables_of_an_uninterrupted_run(session_ctx, tmp_path, runs):
+    """Silver appends before it records outcomes: a run killed after its first silver append, then one
+    killed after the quarantine commit, then a whole run, must leave what one uninterrupted run does."""
+    ctx = session_ctx.with_settings(lakehouse=str(tmp_path / "lakehouse"))
+    landed = land(tmp_path / "landing")
+    bronze.ingest(ctx, None, D1, str(landed))
+    cmd = [sys.executable, "-m", "agrilake.cli", "silver", "--date", D1.isoformat()]
+    for point in ("after_silver_append", "after_silver_quarantine"):
+        # the child is an entry point: the environment is its input (the same lakehouse as ctx's)
+        env = dict(os.environ, AGRILAKE_LAKEHOUSE=ctx.settings.lakehouse, AGRILAKE_CRASH_AT=point,
+                   AGRILAKE_SHUFFLE_PARTITIONS="1")
+        killed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+    assert tables.read(ctx, "silver", "divisions").count() > 0  # the kills came after silver got rows
+    assert not tables.read(ctx, "ops", "silver_ledger").count()  # and before any outcome was recorded
+    counts = {c["table"]: c for c in silver.run(ctx, None, D1)}
+    assert {t: {k: v for k, v in c.items() if k != "table"} for t, c in counts.items()} == {
+        t: {k: v for k, v in c.items() if k != "table"} for t, c in runs["first"].items()}
+    assert _ledger(ctx) == runs["ledger_d1"]
+    assert _snapshot(ctx) == runs["snapshot_d1"]
+    assert _silver_quarantine(ctx) == runs["quarantine_d1"]
 
 
 def test_refuses_to_start_without_a_key_outside_demo(lakehouse, monkeypatch):

@@ -147,6 +147,23 @@ def test_event_feed_first_delivered_copy_wins(spark, cooperatives):
         ("S1", 9, RUN), ("S2", 4, RUN), ("S6", 9, RUN)]
 
 
+def test_the_row_silver_already_holds_is_accepted_again_but_not_appended(spark, cooperatives):
+    """A run that appended to silver and was killed before its ledger commit: the same bronze rows are
+    candidates again. The very row silver holds (same file and line) stays accepted, not a duplicate of
+    itself, and is not appended twice; another copy of its key is still a duplicate."""
+    existing = silver_frame(spark, "sales", [sale("S1", "C1", "100", "2026-11-01", _file_sha256=SHA_A, _line=2,
+                                                  _delivery_date="2026-11-03")])
+    rows = [bronze_sale("S1", "C1"),  # A:2, the row silver holds
+            bronze_sale("S1", "C1"),  # A:3, a later copy of the same key
+            bronze_sale("S2", "C1")]  # A:4, new
+    got = by_line(ranked(spark, "sales", rows, [cooperatives], existing))
+    assert {k: (r["_outcome"], r["_in_silver"]) for k, r in got.items()} == {
+        (SHA_A, 2): ("accepted", True), (SHA_A, 3): ("duplicate", False), (SHA_A, 4): ("accepted", False)}
+    accepted = outcomes.accepted_rows(ranked(spark, "sales", rows, [cooperatives], existing),
+                                      CONTRACTS.silver_tables()["sales"])
+    assert [(r.sale_id, r._line) for r in accepted.collect()] == [("S2", 4)]
+
+
 # --- ranking: versioned (upsert) feeds ---------------------------------------------------------
 
 def bronze_outlet(outlet_id: str, **kw) -> dict[str, Any]:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
-import signal
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -24,18 +22,12 @@ from functools import reduce
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from agrilake.core import audit, dates, ops, tables
+from agrilake.core import audit, dates, faults, ops, tables
 from agrilake.core.context import RunContext
 from agrilake.core.contracts import Feed
 from agrilake.stages.bronze import landing, reader, transform
 
 log = logging.getLogger(__name__)
-
-
-def _crash_point(name: str) -> None:
-    # Fault injection for the exactly-once test: the process is really killed (SIGKILL) here.
-    if os.environ.get("AGRILAKE_CRASH_AT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def logged_files(ctx: RunContext, feeds: list[Feed]) -> dict[str, list]:
@@ -117,7 +109,7 @@ def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, bat
         done = set() if new_table else committed_files(ctx, feed, to_ingest)
         tables.append(ctx, accepted.where(~F.col("_file_sha256").isin(sorted(done))) if done else accepted,
                       "bronze", feed.name)
-        _crash_point("after_bronze_merge")
+        faults.crash_point("after_bronze_merge")
         if any(r["bad"] for r in figures.values()):  # a clean delivery keeps nothing for the quarantine
             # kept (small) past the feed's parsed rows, for the run's one quarantine commit
             rejected = transform.rejected(parsed, feed, batch_id=batch_id, now=now).persist()
@@ -139,7 +131,7 @@ def record(ctx: RunContext, log_rows: list[dict], rejected: list, batch_id: str,
                      f"AND t._file_sha256 IN ({', '.join(repr(s) for s in shas) or 'NULL'})")
         for df in rejected:
             df.unpersist()
-    _crash_point("after_quarantine_merge")
+    faults.crash_point("after_quarantine_merge")
     if log_rows:
         df = ops.rows_df(ctx, ops.ddl(ctx, "ingest_log"),
                          [dict(batch_id=batch_id, ingested_at=now, **r) for r in log_rows])

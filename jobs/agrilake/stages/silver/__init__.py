@@ -2,10 +2,15 @@
 
 A run for date D takes, per feed, the bronze rows delivered <= D that the silver ledger has not
 settled (new rows, and rows held for an unknown reference), and gives each exactly one outcome in
-`ops.silver_ledger`: accepted (MERGEd into silver.<entity>), quarantined (ops.quarantine, with its
+`ops.silver_ledger`: accepted (appended to silver.<entity>), quarantined (ops.quarantine, with its
 reason), duplicate (counted, not kept), or held (UNKNOWN_REF / UNKNOWN_DIVISION: re-evaluated on
 every later run, released when the reference arrives). Bronze rows delivered <= D always equal
 accepted + quarantined + duplicate + held: a GX check stops the run when they do not.
+
+Commits of a run: one append per silver table with accepted rows (after its GX audit), then one
+quarantine MERGE and one ledger append for all tables (plus a ledger MERGE when rows held before
+were re-evaluated), then the reconciliation's DQ record. A run stopped between silver and the
+ledger is completed by the next one: see `record`.
 """
 
 from __future__ import annotations
@@ -13,22 +18,42 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
-from agrilake.core import audit, dates, ops, tables
+from agrilake.core import audit, dates, faults, ops, tables
 from agrilake.core.context import RunContext
 from agrilake.core.pseudonymise import MissingSecret, resolve_key
 from agrilake.stages.silver import outcomes
 from agrilake.stages.silver.conform import conform
 from agrilake.stages.silver.entities import DOMAINS, ENTITIES, Entity, entity
 
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
 log = logging.getLogger(__name__)
 
 LINEAGE = ["_delivery_date", "_file_sha256", "_line", "_batch_id"]
 
 
+@dataclass
+class Published:
+    """One table's outcomes for this run, after silver got its accepted rows; recorded at the run's end."""
+
+    entity: Entity
+    ranked: DataFrame  # checkpointed: the same outcomes however often it is read
+    quarantine_files: list[str]  # the files of its quarantined rows (prunes the quarantine MERGE)
+    was_held: int  # rows the ledger held before this run (their ledger rows are updated, not appended)
+    new: int  # rows the ledger has never seen (appended)
+
+
 def conform_entity(ctx: RunContext, e: Entity, as_of: date, run_id: str, key: str,
-                   dq: ops.DQBatch | None = None) -> dict:
+                   dq: ops.DQBatch | None = None) -> tuple[dict, Published | None]:
+    """Outcomes of one table's candidate rows; audits and appends the accepted ones to silver.
+
+    The ledger and quarantine rows are returned, not written: `record` writes every table's in one
+    commit each at the end of the run."""
     from pyspark.sql import functions as F
 
     feed = ctx.contracts.feed(e.feed)
@@ -37,52 +62,86 @@ def conform_entity(ctx: RunContext, e: Entity, as_of: date, run_id: str, key: st
                              comments={c.name: c.description for c in table.columns}, constraints=e.constraints)
     counts = {"table": e.table, "candidates": 0, "accepted": 0, "quarantined": 0, "duplicate": 0, "held": 0}
     if not tables.exists(ctx, "bronze", feed.name):
-        return counts
+        return counts, None
 
     bronze = tables.read(ctx, "bronze", feed.name).where(F.col("_delivery_date") <= F.lit(as_of))
-    settled = (tables.read(ctx, "ops", "silver_ledger")
-               .where((F.col("feed") == feed.name) & (F.col("outcome") != "held"))
-               .select("_file_sha256", "_line"))
-    candidates = bronze.join(settled, ["_file_sha256", "_line"], "left_anti")
-    # References known in silver: tables earlier in the domain order are already merged for this run,
-    # so a cooperative and its members delivered together both pass.
+    # Candidates: bronze rows the ledger has not settled (no outcome yet, or held); one join tells both.
+    ledger = (tables.read(ctx, "ops", "silver_ledger").where(F.col("feed") == feed.name)
+              .select("_file_sha256", "_line", F.col("outcome").alias("__ledger_outcome")))
+    candidates = (bronze.join(ledger, ["_file_sha256", "_line"], "left")
+                  .where(F.col("__ledger_outcome").isNull() | (F.col("__ledger_outcome") == "held"))
+                  .withColumn("_was_held", F.col("__ledger_outcome").isNotNull()).drop("__ledger_outcome"))
+    # References known in silver: tables earlier in the domain order are already appended for this
+    # run, so a cooperative and its members delivered together both pass.
     known = [outcomes.known_values(tables.read(ctx, "silver", ref.ref_table), ref.ref_column, i)
              for i, ref in enumerate(e.refs)]
     checked = outcomes.check_references(conform(candidates, feed), e, known)
     shaped = outcomes.shape(checked, e, table, feed, key, run_id)
-    # Eager and lineage-free: the outcomes must not be recomputed after the MERGE into silver below,
-    # or the rows just accepted would find themselves in silver as duplicates.
+    # Eager and lineage-free: the outcomes must not be recomputed after the append to silver below,
+    # or the rows just accepted would find themselves in silver.
     ranked = outcomes.rank(shaped, table, tables.read(ctx, "silver", e.table)).localCheckpoint(eager=True)
 
-    outcome_counts = {r._outcome: r["count"] for r in ranked.groupBy("_outcome").count().collect()}
-    counts.update({k: outcome_counts.get(k, 0) for k in outcomes.OUTCOMES})
-    counts["candidates"] = sum(outcome_counts.values())
+    # One small job for the counts, the quarantined rows' files and the rows held before.
+    groups = (ranked.groupBy("_outcome", "_was_held", "_in_silver",
+                             F.when(F.col("_outcome") == "quarantined", F.col("_file_sha256")).alias("sha"))
+              .count().collect())
+    for g in groups:
+        counts[g["_outcome"]] += g["count"]
+    counts["candidates"] = sum(g["count"] for g in groups)
     if counts["candidates"] == 0:
-        return counts
-
-    shas = sorted({r._file_sha256 for r in ranked.select("_file_sha256").distinct().collect()})
-    in_batch = f"t._file_sha256 IN ({', '.join(repr(s) for s in shas)})"
-    if counts["accepted"]:
+        return counts, None
+    to_append = sum(g["count"] for g in groups if g["_outcome"] == "accepted" and not g["_in_silver"])
+    if to_append:
         accepted = outcomes.accepted_rows(ranked, table)
         suite_context = {"key": list(table.key), "columns": [c.name for c in table.columns], "lineage": LINEAGE}
         checks = {f"silver.{e.table}": audit.Check(accepted, f"silver.{e.table}",
                                                     silver_suite(ctx, e.table, suite_context))}
         audit.audit(ctx, checks, as_of=as_of, run_id=run_id, dq=dq)
-        tables.merge(ctx, accepted, "silver", e.table,
-                     f"{in_batch} AND t._file_sha256 = s._file_sha256 AND t._line = s._line")
+        tables.append(ctx, accepted, "silver", e.table)
+        faults.crash_point("after_silver_append")
+    was_held = sum(g["count"] for g in groups if g["_was_held"])
+    return counts, Published(e, ranked, sorted({g["sha"] for g in groups if g["sha"]}), was_held,
+                             counts["candidates"] - was_held)
+
+
+def record(ctx: RunContext, published: list[Published], as_of: date, run_id: str) -> None:
+    """The quarantine rows and ledger outcomes of every published table: one commit each (two when
+    rows held before were re-evaluated).
+
+    Silver is already appended: a run stopped before this commit leaves those bronze rows unsettled,
+    and the next run finds them in silver (accepted, not appended again: see outcomes.rank). The
+    quarantine MERGE skips rows a stopped run already quarantined; ledger rows are new rows but for
+    the ones held before, which are updated in place (their `held_since` kept)."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    if not published:
+        return
     now = datetime.now(UTC).replace(tzinfo=None)
-    if counts["quarantined"]:
-        tables.merge(ctx, outcomes.quarantine_rows(ranked, feed, run_id, now), "ops", "quarantine",
-                     f"t.stage = 'silver' AND {in_batch} AND t._file_sha256 = s._file_sha256 AND t._line = s._line")
-    _merge_ledger(ctx, outcomes.ledger_rows(ranked, feed, as_of, run_id, now), feed.name)
-    return counts
+    union = lambda frames: reduce(lambda a, b: a.unionByName(b), frames)  # noqa: E731
+    files = sorted({sha for p in published for sha in p.quarantine_files})
+    if files:
+        rows = union([outcomes.quarantine_rows(p.ranked, ctx.contracts.feed(p.entity.feed), run_id, now)
+                      for p in published if p.quarantine_files])
+        tables.merge(ctx, rows, "ops", "quarantine",
+                     f"t.stage = 'silver' AND t._file_sha256 IN ({', '.join(repr(s) for s in files)}) "
+                     "AND t._file_sha256 = s._file_sha256 AND t._line = s._line")
+    faults.crash_point("after_silver_quarantine")
+    ledger = {held: union([outcomes.ledger_rows(p.ranked.where(F.col("_was_held") == F.lit(held)),
+                                                ctx.contracts.feed(p.entity.feed), as_of, run_id, now)
+                           for p in published]) for held in (True, False)}
+    if any(p.was_held for p in published):
+        _merge_held(ctx, ledger[True])
+    if any(p.new for p in published):
+        tables.append(ctx, ledger[False], "ops", "silver_ledger")
 
 
-def _merge_ledger(ctx: RunContext, ledger, feed_name: str) -> None:
+def _merge_held(ctx: RunContext, ledger) -> None:
     from delta.tables import DeltaTable
 
     target = DeltaTable.forPath(ctx.spark, tables.path(ctx, "ops", "silver_ledger"))
-    (target.alias("t").merge(ledger.alias("s"), f"t.feed = '{feed_name}' AND t.feed = s.feed AND "
+    (target.alias("t").merge(ledger.alias("s"), "t.outcome = 'held' AND t.feed = s.feed AND "
                              "t._file_sha256 = s._file_sha256 AND t._line = s._line")
      .whenMatchedUpdate(set={"outcome": "s.outcome", "reason": "s.reason", "detail": "s.detail",
                              "held_since": "coalesce(t.held_since, s.held_since)", "updated_at": "s.updated_at",
@@ -106,22 +165,30 @@ RECONCILIATION = [{"expectation": "expect_column_values_to_be_in_set",
 
 def reconcile(ctx: RunContext, as_of: date, feeds: list[str], run_id: str,
               dq: ops.DQBatch | None = None) -> list[dict]:
-    """Bronze rows delivered <= D against their ledger outcomes, per feed and delivery date (GX-checked)."""
+    """Bronze rows delivered <= D against their ledger outcomes, per feed and delivery date (GX-checked).
+
+    One query for all feeds: the bronze counts of each and the ledger's, pivoted by outcome."""
+    from functools import reduce
+
     from pyspark.sql import functions as F
 
+    present = [name for name in feeds if tables.exists(ctx, "bronze", name)]
+    if not present:
+        return []
+    counted = [tables.read(ctx, "bronze", name).where(F.col("_delivery_date") <= F.lit(as_of))
+               .groupBy("_delivery_date").count().select(F.lit(name).alias("feed"), "_delivery_date",
+                                                         F.col("count").alias("bronze"))
+               for name in present]
+    bronze = reduce(lambda a, b: a.unionByName(b), counted)
+    led = (tables.read(ctx, "ops", "silver_ledger")
+           .where(F.col("feed").isin(present) & (F.col("_delivery_date") <= F.lit(as_of)))
+           .groupBy("feed", "_delivery_date").pivot("outcome", list(outcomes.OUTCOMES)).count())
     rows = []
-    ledger = tables.read(ctx, "ops", "silver_ledger")
-    for name in feeds:
-        if not tables.exists(ctx, "bronze", name):
-            continue
-        b = (tables.read(ctx, "bronze", name).where(F.col("_delivery_date") <= F.lit(as_of))
-             .groupBy("_delivery_date").count().withColumnRenamed("count", "bronze"))
-        led = (ledger.where((F.col("feed") == name) & (F.col("_delivery_date") <= F.lit(as_of)))
-               .groupBy("_delivery_date").pivot("outcome", list(outcomes.OUTCOMES)).count())
-        for r in b.join(led, "_delivery_date", "left").collect():
-            parts = {k: r[k] or 0 for k in outcomes.OUTCOMES}
-            rows.append({"feed": name, "delivery_date": r._delivery_date, "bronze": r.bronze, **parts,
-                         "balanced": r.bronze == sum(parts.values())})
+    for r in bronze.join(led, ["feed", "_delivery_date"], "left").collect():
+        parts = {k: r[k] or 0 for k in outcomes.OUTCOMES}
+        rows.append({"feed": r.feed, "delivery_date": r._delivery_date, "bronze": r.bronze, **parts,
+                     "balanced": r.bronze == sum(parts.values())})
+    rows.sort(key=lambda row: (present.index(row["feed"]), row["delivery_date"]))
     if rows:
         checks = {"silver.reconciliation": audit.Check(ctx.spark.createDataFrame(rows), "silver.reconciliation",
                                                         RECONCILIATION)}
@@ -135,14 +202,20 @@ def run(ctx: RunContext, domain: str | None, as_of: date, run_id: str | None = N
     ops.ensure(ctx)
     ops.create(ctx, "silver_ledger")
     names = [t for d, ts in DOMAINS.items() if domain in (None, d) for t in ts]
-    out = []
+    out, published = [], []
     with ops.DQBatch(ctx, partition=as_of.isoformat(), run_id=run_id) as dq:
-        for name in names:
-            counts = conform_entity(ctx, entity(name), as_of, run_id, key, dq)
-            log.info("silver.%s %s: %d candidate rows -> accepted %d, quarantined %d, duplicate %d, held %d",
-                     name, as_of, counts["candidates"], counts["accepted"], counts["quarantined"],
-                     counts["duplicate"], counts["held"])
-            out.append(counts)
+        try:
+            for name in names:
+                counts, done = conform_entity(ctx, entity(name), as_of, run_id, key, dq)
+                log.info("silver.%s %s: %d candidate rows -> accepted %d, quarantined %d, duplicate %d, held %d",
+                         name, as_of, counts["candidates"], counts["accepted"], counts["quarantined"],
+                         counts["duplicate"], counts["held"])
+                out.append(counts)
+                if done:
+                    published.append(done)
+        finally:
+            # Also when a table fails its gate: the tables before it are in silver; their outcomes are recorded.
+            record(ctx, published, as_of, run_id)
         reconcile(ctx, as_of, [entity(n).feed for n in names], run_id, dq)
     return out
 

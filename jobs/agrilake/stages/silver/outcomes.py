@@ -5,6 +5,12 @@ Every candidate bronze row gets exactly one outcome: `quarantined` (a rule faile
 `duplicate` (its key, or for versioned feeds its whole content, is already in silver or earlier in
 this batch) or `accepted`. DataFrames in, DataFrames out; the shell (agrilake.stages.silver) reads
 and writes the tables.
+
+Silver is appended to, not MERGEd: a row is accepted at most once because its key (events) or its
+content (versions) is then in silver and every later copy is a duplicate. The one row that finds
+itself in silver is the same bronze row (same file and line) after a run that published silver but
+was stopped before its ledger commit: it stays `accepted`, flagged `_in_silver`, and is not
+appended again.
 """
 
 from __future__ import annotations
@@ -70,33 +76,46 @@ def shape(checked: DataFrame, e: Entity, table: Table, feed: Feed, key: str, run
     business = business_columns(table)
     if e.pseudonymised:
         checked = with_key_pads(checked, key)
+    # `_was_held`: the ledger held this row before this run (its ledger row is updated, not appended).
+    was_held = F.col("_was_held") if "_was_held" in checked.columns else F.lit(False)
     return (checked.select(*silver_columns(e, business), "_delivery_date", "_available_date", "_file_sha256",
                            "_line", F.lit(run_id).alias("_batch_id"), "_reason", "_detail", "_held",
+                           was_held.alias("_was_held"),
                            F.create_map(*mask_pii(feed)).alias("_record"))
             .withColumn("_hash", content_hash(business)))
 
 
 def rank(shaped: DataFrame, table: Table, existing: DataFrame) -> DataFrame:
-    """Adds `_outcome`. Events: one row per key, the first delivered (then file, then line) wins.
-    Versioned feeds: identical versions are one. Anything already in `existing` (silver) is a duplicate."""
+    """Adds `_outcome` and `_in_silver`. Events: one row per key, the first delivered (then file, then
+    line) wins. Versioned feeds: identical versions are one. Anything already in `existing` (silver)
+    is a duplicate, but for the very row silver holds (same file and line): accepted, `_in_silver`."""
     business = business_columns(table)
     dedup_cols = list(table.key) if table.kind == "event" else ["_hash"]
     order = [F.col("_delivery_date"), F.col("_file_sha256"), F.col("_line")]
     if table.kind != "event":
-        existing = existing.select(*business).withColumn("_hash", content_hash(business))
-    existing = existing.select(*dedup_cols).distinct().withColumn("_exists", F.lit(True))
+        existing = existing.withColumn("_hash", content_hash(business))
+    # One row per key or content in silver (silver holds each once); `_at` is the bronze row it came from.
+    existing = (existing.groupBy(*dedup_cols)
+                .agg(F.min(F.struct("_file_sha256", "_line")).alias("_at"))
+                .withColumn("_exists", F.lit(True)))
     ok = F.col("_reason").isNull() & F.col("_held").isNull()
+    same_row = ok & (F.col("_at._file_sha256") == F.col("_file_sha256")) & (F.col("_at._line") == F.col("_line"))
     return (shaped.withColumn("_rank", F.when(ok, F.row_number().over(Window.partitionBy(ok, *dedup_cols)
                                                                        .orderBy(*order))))
             .join(existing, dedup_cols, "left")
+            .withColumn("_in_silver", F.coalesce(same_row, F.lit(False)))
             .withColumn("_outcome", F.when(F.col("_reason").isNotNull(), "quarantined")
                         .when(F.col("_held").isNotNull(), "held")
+                        .when(F.col("_in_silver"), "accepted")
                         .when(F.col("_exists") | (F.col("_rank") > 1), "duplicate")
-                        .otherwise("accepted")))
+                        .otherwise("accepted"))
+            .drop("_at"))
 
 
 def accepted_rows(ranked: DataFrame, table: Table) -> DataFrame:
-    return ranked.where(F.col("_outcome") == "accepted").select(*[c.name for c in table.columns])
+    """The rows to append to silver: accepted now, not already there."""
+    return (ranked.where((F.col("_outcome") == "accepted") & ~F.col("_in_silver"))
+            .select(*[c.name for c in table.columns]))
 
 
 def quarantine_rows(ranked: DataFrame, feed: Feed, run_id: str, now: datetime) -> DataFrame:

@@ -1,0 +1,16 @@
+"""Fault injection for the exactly-once tests: a stage's process is really killed (SIGKILL) at a named point.
+
+`AGRILAKE_CRASH_AT=<point>` names it; unset (always, outside those tests) it costs one dictionary lookup.
+Points: bronze `after_bronze_merge`, `after_quarantine_merge`; silver `after_silver_append`,
+`after_silver_quarantine`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+def crash_point(name: str) -> None:
+    if os.environ.get("AGRILAKE_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
