@@ -93,3 +93,31 @@ def test_gx_wrapper_passes_fails_and_gates(spark):
     assert not failing.success
     with pytest.raises(quality.QualityGateFailed, match="expect_column_values_to_be_between"):
         quality.gate(failing)
+
+
+def test_gx_wrapper_names_failures_in_the_order_of_the_suite(spark):
+    """Validated cheaply first (no samples), then the failed expectations again with counts and a
+    sample: each outcome must land on its own expectation, however GX orders its results."""
+    df = spark.createDataFrame([(1, "a"), (2, None), (30, None)], "id int, name string")
+    specs = [
+        {"expectation": "expect_table_row_count_to_equal", "kwargs": {"value": 3}, "severity": "critical"},
+        {"expectation": "expect_column_values_to_be_between", "kwargs": {"column": "id", "max_value": 9},
+         "severity": "critical"},
+        {"expectation": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}, "severity": "critical"},
+        {"expectation": "expect_column_values_to_not_be_null", "kwargs": {"column": "name"}, "severity": "warning"},
+        {"expectation": "expect_column_values_to_be_in_set", "kwargs": {"column": "name", "value_set": ["a"]},
+         "severity": "critical"},
+    ]
+    result = quality.validate(df, "unit", specs)
+    assert [(o.expectation, o.column, o.success) for o in result.outcomes] == [
+        ("expect_table_row_count_to_equal", None, True),
+        ("expect_column_values_to_be_between", "id", False),
+        ("expect_column_values_to_not_be_null", "id", True),
+        ("expect_column_values_to_not_be_null", "name", False),
+        ("expect_column_values_to_be_in_set", "name", True),
+    ]
+    between, name_null = result.outcomes[1], result.outcomes[3]
+    assert "unexpected_count=1" in between.observed and "[30]" in between.observed
+    assert "unexpected_count=2" in name_null.observed
+    assert "unexpected_count=0" in result.outcomes[2].observed  # a pass says how clean, as BASIC did
+    assert [o.column for o in result.critical_failures] == ["id"] and len(result.warnings) == 1
