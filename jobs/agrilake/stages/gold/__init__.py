@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -39,15 +40,19 @@ def read_silver(ctx: RunContext) -> dict[str, DataFrame]:
     return {name: tables.read_or_empty(ctx, "silver", name, t.ddl) for name, t in ctx.contracts.silver_tables().items()}
 
 
-def transform(silver: dict[str, DataFrame], as_of: date, contracts: Contracts | None = None) -> dict[str, DataFrame]:
-    """The pure part: silver DataFrames in, the four gold DataFrames of as-of date D out."""
+def transform(silver: dict[str, DataFrame], as_of: date, contracts: Contracts | None = None, *,
+              keep: Callable[[DataFrame], DataFrame] = lambda df: df) -> dict[str, DataFrame]:
+    """The pure part: silver DataFrames in, the four gold DataFrames of as-of date D out.
+
+    `keep` is applied to each table as it is built (publish: an eager checkpoint); the county summary
+    is derived from the kept cooperative profile, so the profile is not computed twice."""
     contracts = contracts or packaged()
-    coops = coop_credit_profile(silver, as_of, contracts)
+    coops = keep(coop_credit_profile(silver, as_of, contracts))
     return {
         "coop_credit_profile": coops,
-        "household_credit_profile": household_credit_profile(silver, as_of, contracts),
-        "logistics_division_daily": logistics_division_daily(silver, as_of, contracts),
-        "credit_county_summary": credit_county_summary(coops, contracts),
+        "household_credit_profile": keep(household_credit_profile(silver, as_of, contracts)),
+        "logistics_division_daily": keep(logistics_division_daily(silver, as_of, contracts)),
+        "credit_county_summary": keep(credit_county_summary(coops, contracts)),
     }
 
 
@@ -88,7 +93,7 @@ def publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, *, run_i
     run_id = run_id or ops.new_run_id()
     # Computed once and cut from their lineage: the GX expectations and the write then scan a small
     # in-memory table instead of re-planning the whole as-of join tree for every query.
-    frames = {name: df.localCheckpoint(eager=True) for name, df in transform(silver, as_of, ctx.contracts).items()}
+    frames = transform(silver, as_of, ctx.contracts, keep=lambda df: df.localCheckpoint(eager=True))
     try:
         expected = expected_row_counts(silver, as_of)
         checks = {f"gold.{name}": audit.Check(df, f"gold_{name}", suite(ctx, name, expected[name]))
