@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
@@ -40,20 +41,41 @@ def read_silver(ctx: RunContext) -> dict[str, DataFrame]:
     return {name: tables.read_or_empty(ctx, "silver", name, t.ddl) for name, t in ctx.contracts.silver_tables().items()}
 
 
+# The tables built from silver; credit_county_summary is derived from the cooperative profile.
+FROM_SILVER = {
+    "coop_credit_profile": coop_credit_profile,
+    "household_credit_profile": household_credit_profile,
+    "logistics_division_daily": logistics_division_daily,
+}
+
+
 def transform(silver: dict[str, DataFrame], as_of: date, contracts: Contracts | None = None, *,
-              keep: Callable[[DataFrame], DataFrame] = lambda df: df) -> dict[str, DataFrame]:
+              keep: Callable[[DataFrame], DataFrame] = lambda df: df,
+              each: Callable[[Callable[[str], DataFrame], list[str]], list[DataFrame]] | None = None,
+              ) -> dict[str, DataFrame]:
     """The pure part: silver DataFrames in, the four gold DataFrames of as-of date D out.
 
-    `keep` is applied to each table as it is built (publish: an eager checkpoint); the county summary
-    is derived from the kept cooperative profile, so the profile is not computed twice."""
+    `keep` is applied to each table as it is built (publish: an eager checkpoint) and `each` maps the
+    builders of FROM_SILVER (publish: side by side in threads); the county summary is derived from
+    the kept cooperative profile, so the profile is not computed twice."""
     contracts = contracts or packaged()
-    coops = keep(coop_credit_profile(silver, as_of, contracts))
-    return {
-        "coop_credit_profile": coops,
-        "household_credit_profile": keep(household_credit_profile(silver, as_of, contracts)),
-        "logistics_division_daily": keep(logistics_division_daily(silver, as_of, contracts)),
-        "credit_county_summary": keep(credit_county_summary(coops, contracts)),
-    }
+    names = list(FROM_SILVER)
+
+    def one(name: str) -> DataFrame:
+        return keep(FROM_SILVER[name](silver, as_of, contracts))
+
+    built = dict(zip(names, (each or (lambda fn, items: [fn(i) for i in items]))(one, names), strict=True))
+    built["credit_county_summary"] = keep(credit_county_summary(built["coop_credit_profile"], contracts))
+    return built
+
+
+def _side_by_side(ctx: RunContext, fn: Callable[[str], Any], names: list[str]) -> list[Any]:
+    """fn over names in threads, `settings.feed_concurrency` at a time: gold's tables are small jobs
+    and separate commits, so one table's driver-side work overlaps another's Spark tasks. Results
+    in order; the first error is raised once the running ones finish."""
+    workers = max(1, min(ctx.settings.feed_concurrency, len(names)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gold") as pool:
+        return list(pool.map(fn, names))
 
 
 def build(ctx: RunContext, as_of: date) -> dict[str, DataFrame]:
@@ -93,18 +115,22 @@ def publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, *, run_i
     run_id = run_id or ops.new_run_id()
     # Computed once and cut from their lineage: the GX expectations and the write then scan a small
     # in-memory table instead of re-planning the whole as-of join tree for every query.
-    frames = transform(silver, as_of, ctx.contracts, keep=lambda df: df.localCheckpoint(eager=True))
+    frames = transform(silver, as_of, ctx.contracts, keep=lambda df: df.localCheckpoint(eager=True),
+                       each=lambda fn, names: _side_by_side(ctx, fn, names))
     try:
         expected = expected_row_counts(silver, as_of)
         checks = {f"gold.{name}": audit.Check(df, f"gold_{name}", suite(ctx, name, expected[name]))
                   for name, df in frames.items()}
         audit.audit(ctx, checks, as_of=as_of, run_id=run_id)
-        for name, df in frames.items():
+
+        def write(name: str) -> None:
             contract = ctx.contracts.gold_table(name)
             # Created once with the metric definitions as column comments, for analysts' DESCRIBE.
             tables.create_if_missing(ctx, "gold", name, contract.ddl, partition_by=[PARTITION_COLUMN],
                                      comments={c.name: c.description for c in contract.columns})
-            tables.replace_partition(ctx, df, "gold", name, PARTITION_COLUMN, as_of.isoformat())
+            tables.replace_partition(ctx, frames[name], "gold", name, PARTITION_COLUMN, as_of.isoformat())
+
+        _side_by_side(ctx, write, list(frames))
         written = {name: expected[name] for name in frames}
         log.info("gold %s published: %s", as_of, written)
         return written
