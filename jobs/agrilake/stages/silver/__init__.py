@@ -213,9 +213,16 @@ def run(ctx: RunContext, domain: str | None, as_of: date, run_id: str | None = N
                 out.append(counts)
                 if done:
                     published.append(done)
-        finally:
-            # Also when a table fails its gate: the tables before it are in silver; their outcomes are recorded.
-            record(ctx, published, as_of, run_id)
+        except Exception:
+            # A table failed (e.g. its gate): the tables before it are in silver, so their outcomes are
+            # recorded all the same; if even that fails, the next run records them. The first error is
+            # the one to report.
+            try:
+                record(ctx, published, as_of, run_id)
+            except Exception:  # noqa: BLE001
+                log.exception("silver: could not record the outcomes of the tables published before the failure")
+            raise
+        record(ctx, published, as_of, run_id)
         reconcile(ctx, as_of, [entity(n).feed for n in names], run_id, dq)
     return out
 
