@@ -185,7 +185,10 @@ def _validate(df, suite_name: str, expectations: list[dict[str, Any]], keep_in: 
     try:
         source = context.data_sources.get("agrilake_spark")
     except Exception:  # noqa: BLE001 - GX raises different errors for "not found" across versions
-        source = context.data_sources.add_spark(name="agrilake_spark")
+        # GX would persist() every batch and never unpersist it: a second copy of each validated
+        # frame, built by the first metric query and held until the process ends. The stages
+        # validate frames that are already cached or checkpointed; they decide what to keep.
+        source = context.data_sources.add_spark(name="agrilake_spark", persist=False)
     try:
         asset = source.get_asset(safe)
     except Exception:  # noqa: BLE001
