@@ -374,12 +374,14 @@ def build_and_compare(ctx, as_of: date, workdir: str, *, show: int = 20) -> tupl
     silver = read_silver(ctx)
     print("silver rows:", {name: df.count() for name, df in silver.items()}, flush=True)
 
-    # as agrilake.stages.gold.publish does: each table persisted once, so the county summary reuses the profile
+    # as agrilake.stages.gold.publish does: each table and what tables share kept once, so the county
+    # summary reuses the profile and the parcels are built once
     t0 = time.perf_counter()
-    frames = {name: df.persist() for name, df in transform(silver, as_of, ctx.contracts).items()}
+    kept = []
+    frames = transform(silver, as_of, ctx.contracts, keep=lambda df: kept.append(df.persist()) or df)
     spark_out = {name: [r.asDict() for r in df.collect()] for name, df in frames.items()}
     spark_s = time.perf_counter() - t0
-    for df in frames.values():
+    for df in kept:
         df.unpersist()
 
     files = export_parquet(spark, silver, workdir)

@@ -30,6 +30,7 @@ from agrilake.stages.gold.credit import (
     household_population,
 )
 from agrilake.stages.gold.logistics import PREFIX_LENGTH, logistics_division_daily
+from agrilake.stages.gold.parcels import parcels_known
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +50,27 @@ FROM_SILVER = {
 }
 
 
+# What a builder of FROM_SILVER takes besides silver, built once by transform for all that take it.
+USES = {"coop_credit_profile": ("known_parcels",), "logistics_division_daily": ("known_parcels",)}
+
+
 def transform(silver: dict[str, DataFrame], as_of: date, contracts: Contracts | None = None, *,
               keep: Callable[[DataFrame], DataFrame] = lambda df: df,
               each: Callable[[Callable[[str], DataFrame], list[str]], list[DataFrame]] | None = None,
               ) -> dict[str, DataFrame]:
     """The pure part: silver DataFrames in, the four gold DataFrames of as-of date D out.
 
-    `keep` is applied to each table as it is built (publish: an eager checkpoint) and `each` maps the
-    builders of FROM_SILVER (publish: side by side in threads); the county summary is derived from
-    the kept cooperative profile, so the profile is not computed twice."""
+    `keep` is applied to each table as it is built and to what several tables share (publish: an
+    eager checkpoint) and `each` maps the builders of FROM_SILVER (publish: side by side in threads);
+    the county summary is derived from the kept cooperative profile, so the profile is not computed
+    twice."""
     contracts = contracts or packaged()
     names = list(FROM_SILVER)
+    # Both the cooperative profile and the logistics table count parcels: built (and kept) once.
+    shared = {"known_parcels": keep(parcels_known(silver, as_of, contracts))}
 
     def one(name: str) -> DataFrame:
-        return keep(FROM_SILVER[name](silver, as_of, contracts))
+        return keep(FROM_SILVER[name](silver, as_of, contracts, **{k: shared[k] for k in USES.get(name, ())}))
 
     built = dict(zip(names, (each or (lambda fn, items: [fn(i) for i in items]))(one, names), strict=True))
     built["credit_county_summary"] = keep(credit_county_summary(built["coop_credit_profile"], contracts))
@@ -113,11 +121,16 @@ def publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, *, run_i
     """Build, validate, record and (if every critical expectation passed) write one as-of date.
     Returns the row count written per table; raises QualityGateFailed and writes nothing otherwise."""
     run_id = run_id or ops.new_run_id()
-    # Computed once and cut from their lineage: the GX expectations and the write then scan a small
-    # in-memory table instead of re-planning the whole as-of join tree for every query.
-    frames = transform(silver, as_of, ctx.contracts, keep=lambda df: df.localCheckpoint(eager=True),
-                       each=lambda fn, names: _side_by_side(ctx, fn, names))
+    kept: list[DataFrame] = []
+
+    def keep(df: DataFrame) -> DataFrame:
+        # Computed once and cut from their lineage: the GX expectations and the write then scan a small
+        # in-memory table instead of re-planning the whole as-of join tree for every query.
+        kept.append(df.localCheckpoint(eager=True))
+        return kept[-1]
+
     try:
+        frames = transform(silver, as_of, ctx.contracts, keep=keep, each=lambda fn, names: _side_by_side(ctx, fn, names))
         expected = expected_row_counts(silver, as_of)
         checks = {f"gold.{name}": audit.Check(df, f"gold_{name}", suite(ctx, name, expected[name]))
                   for name, df in frames.items()}
@@ -135,7 +148,7 @@ def publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, *, run_i
         log.info("gold %s published: %s", as_of, written)
         return written
     finally:
-        for df in frames.values():
+        for df in kept:
             df.unpersist()
 
 

@@ -23,7 +23,7 @@ from agrilake.stages.gold.asof import (
     whole_years,
 )
 from agrilake.stages.gold.contract import conform
-from agrilake.stages.gold.parcels import parcels
+from agrilake.stages.gold.parcels import parcels_known
 
 MONEY = "decimal(18,2)"
 EXACT = "decimal(38,10)"  # a double's decimal digits survive the cast; sums stay exact
@@ -114,8 +114,10 @@ def _fill_obligations(df: DataFrame) -> DataFrame:
     })
 
 
-def coop_credit_profile(silver: dict[str, DataFrame], as_of: date, contracts: Contracts | None = None) -> DataFrame:
-    """One row per cooperative known as of D (any status), columns as docs/metrics.md lists them."""
+def coop_credit_profile(silver: dict[str, DataFrame], as_of: date, contracts: Contracts | None = None, *,
+                        known_parcels: DataFrame | None = None) -> DataFrame:
+    """One row per cooperative known as of D (any status), columns as docs/metrics.md lists them.
+    `known_parcels`: `parcels_known(silver, D)` when the caller has it already (gold.transform)."""
     contracts = contracts or packaged()
     coops = upsert_state(silver["cooperatives"], "cooperatives", as_of).select(
         "coop_id", "uscc", "coop_name", "status", "village_code", "established_date")
@@ -132,8 +134,7 @@ def coop_credit_profile(silver: dict[str, DataFrame], as_of: date, contracts: Co
                   F.sum(F.when(F.col("channel") == "postal_ecommerce", F.col("amount_cny")))
                   .alias("postal_sales_12m_cny")))
 
-    events = events_known(silver["shipment_events"], "shipment_events", as_of)
-    upstream = (parcels(events, as_of)
+    upstream = ((known_parcels if known_parcels is not None else parcels_known(silver, as_of, contracts))
                 .where((F.col("direction") == "upstream") & F.col("sender_coop_id").isNotNull()
                        & in_window(event_date("accepted_time"), as_of))
                 .groupBy(F.col("sender_coop_id").alias("coop_id"))

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from agrilake.core.contracts import Contracts, packaged
 from agrilake.stages.gold.asof import divisions_state, event_date, events_known, upsert_state
 from agrilake.stages.gold.contract import conform
-from agrilake.stages.gold.parcels import parcels
+from agrilake.stages.gold.parcels import parcels_known
 
 PREFIX_LENGTH = {"county": 6, "township": 9, "village": 12}
 PARCEL_SERVICE = "parcel"
@@ -92,7 +92,10 @@ def parcel_roles(parcel: DataFrame, readings: DataFrame, as_of: date) -> DataFra
                     F.coalesce(F.col("excursion"), F.lit(False)).alias("excursion")))
 
 
-def logistics_division_daily(silver: dict[str, DataFrame], as_of: date, contracts: Contracts | None = None) -> DataFrame:
+def logistics_division_daily(silver: dict[str, DataFrame], as_of: date, contracts: Contracts | None = None, *,
+                             known_parcels: DataFrame | None = None) -> DataFrame:
+    """One row per division of the four upper levels valid on D (docs/metrics.md). `known_parcels`:
+    `parcels_known(silver, D)` when the caller has it already (gold.transform)."""
     contracts = contracts or packaged()
     d = F.lit(as_of)
     divisions = divisions_state(silver["divisions"], as_of)
@@ -111,9 +114,10 @@ def logistics_division_daily(silver: dict[str, DataFrame], as_of: date, contract
                 .select("division_code", F.lit("village").alias("role"),
                         F.col("_covered_code").isNotNull().alias("covered")))
 
-    events = events_known(silver["shipment_events"], "shipment_events", as_of)
-    readings = events_known(silver["cold_chain_readings"], "cold_chain_readings", as_of)
-    roles = (parcel_roles(parcels(events, as_of), readings, as_of)
+    readings = events_known(silver["cold_chain_readings"], "cold_chain_readings", as_of, contracts)
+    if known_parcels is None:
+        known_parcels = parcels_known(silver, as_of, contracts)
+    roles = (parcel_roles(known_parcels, readings, as_of)
              # a parcel at an outlet unknown as of D has no division: it belongs to no subtree
              .join(outlets.select("outlet_id", "division_code"), "outlet_id"))
 

@@ -12,7 +12,8 @@ from datetime import date
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from agrilake.stages.gold.asof import event_date
+from agrilake.core.contracts import Contracts
+from agrilake.stages.gold.asof import event_date, events_known
 
 ACCEPTED_FIELDS = ("direction", "sender_coop_id", "weight_kg", "cold_chain", "temp_min_c", "temp_max_c",
                    "promised_hours")
@@ -48,3 +49,9 @@ def parcels(events: DataFrame, as_of: date) -> DataFrame:
         .when(F.col("a.direction") == "downstream", F.col("d.outlet_id")).alias("rural_outlet_id"),
         F.coalesce(F.col("returned_on_d"), F.lit(False)).alias("returned_on_d"),
     )
+
+
+def parcels_known(silver: dict[str, DataFrame], as_of: date, contracts: Contracts | None = None) -> DataFrame:
+    """The parcels of the shipment events known by D: what the cooperative profile (upstream
+    parcels) and the logistics table (roles per division) both count, built once by gold.transform."""
+    return parcels(events_known(silver["shipment_events"], "shipment_events", as_of, contracts), as_of)
