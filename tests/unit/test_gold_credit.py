@@ -164,3 +164,16 @@ def test_schemas_follow_the_gold_contracts(spark):
         expected = [(c.name, c.spark_type) for c in packaged().gold_table(name).columns]
         got = [(f.name, f.dataType.simpleString()) for f in frames[name].schema.fields]
         assert got == expected, name
+
+
+def test_transform_keeps_the_parcels_once_and_each_table_is_its_builders(spark):
+    """publish keeps each table and what two of them share (the parcels known by D) once: transform
+    hands `keep` five frames, and each table equals what its builder gives on its own."""
+    from agrilake.stages.gold import FROM_SILVER
+
+    silver = world(spark)
+    kept = []
+    frames = transform(silver, D, keep=lambda df: kept.append(df) or df)
+    assert len(kept) == len(GOLD_TABLES) + 1
+    for name, build in FROM_SILVER.items():
+        assert sorted(map(repr, frames[name].collect())) == sorted(map(repr, build(silver, D).collect())), name
