@@ -112,6 +112,8 @@ def expectation_text(spec: dict[str, Any], *, with_column: bool = True) -> str:
     else:
         rest = {k: v for k, v in kw.items() if k != "column"}
         text = f"{name} {json.dumps(rest, sort_keys=True, default=str)}"
+    if kw.get("mostly") not in (None, 1):
+        text += f" in at least {kw['mostly']:.0%} of rows"
     return col + text + _condition(kw)
 
 
