@@ -113,7 +113,7 @@ def expectation_text(spec: dict[str, Any], *, with_column: bool = True) -> str:
         rest = {k: v for k, v in kw.items() if k != "column"}
         text = f"{name} {json.dumps(rest, sort_keys=True, default=str)}"
     if kw.get("mostly") not in (None, 1):
-        text += f" in at least {kw['mostly']:.0%} of rows"
+        text += f" in at least {kw['mostly'] * 100:g}% of rows"  # 0.995 -> 99.5%, not a rounded 100%
     return col + text + _condition(kw)
 
 
