@@ -16,7 +16,7 @@ export AIRFLOW__CORE__UNIT_TEST_MODE ?= False
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test setup venv jars airflow-home browser lint bench clean
+.PHONY: run test setup venv jars guard airflow-home browser lint bench clean
 
 run: setup
 	$(BIN)/agrilake demo
@@ -24,7 +24,7 @@ run: setup
 test: setup browser
 	bash infra/run_tests.sh
 
-setup: venv jars airflow-home
+setup: venv jars guard airflow-home
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml setup.py infra/constraints.txt
@@ -46,6 +46,17 @@ $(JARS)/.fetched: infra/jars/pom.xml
 	mvn -q -B -f infra/jars/pom.xml dependency:copy-dependencies -DoutputDirectory=$(JARS) \
 	    -DexcludeTransitive=true -DincludeScope=runtime
 	touch $@
+
+# The read-only guard of the analyst sessions (a Spark session extension, infra/guard): compiled against
+# the venv's own Spark jars, so nothing is downloaded and it always matches the Spark that loads it.
+GUARD_SRC := $(shell find infra/guard -name '*.java')
+guard: $(JARS)/agrilake-readonly-guard.jar
+$(JARS)/agrilake-readonly-guard.jar: $(GUARD_SRC) $(VENV)/.installed
+	@command -v javac >/dev/null || { echo "javac (a JDK 17) is needed to build infra/guard: apt-get install openjdk-17-jdk-headless"; exit 1; }
+	rm -rf $(ROOT)/build/guard && mkdir -p $(ROOT)/build/guard $(JARS)
+	javac -nowarn --release 17 -cp "$$($(BIN)/python -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')/*" \
+	    -d $(ROOT)/build/guard $(GUARD_SRC)
+	jar cf $@ -C $(ROOT)/build/guard .
 
 # Delta on S3 (infra/compose.yaml, docs/deployment.md): hadoop-aws + the AWS SDK bundle (~600 MB).
 jars-s3a: $(JARS)/.fetched-s3a

@@ -50,25 +50,24 @@ def _run(argv: list[str], env: dict, timeout: float = 300) -> subprocess.Complet
 
 def test_sql_endpoint_serves_gold_tables_to_a_separate_client(ctx):
     lake = Path(ctx.settings.lakehouse)
+    _gold(ctx)
     gold = ctx.contracts.gold_table(GOLD)
-    for as_of, scores in ((D1, {"c1": 650}), (D2, {"c1": 700, "c2": 720})):
-        rows = [{"as_of_date": as_of, "coop_id": c, "score": s, "credit_tier": "A" if s >= 700 else "B"}
-                for c, s in scores.items()]
-        df = ops.rows_df(ctx, gold.ddl, rows)
-        tables.replace_partition(ctx, df, "gold", GOLD, "as_of_date", as_of.isoformat())
 
     port = free_port()
     url = f"sc://127.0.0.1:{port}"
     env = {**os.environ, "AGRILAKE_LAKEHOUSE": str(lake), "AGRILAKE_SPARK_MASTER": "local[1]",
-           "AGRILAKE_DRIVER_MEMORY": "1g", "AGRILAKE_SHUFFLE_PARTITIONS": "1"}
+           "AGRILAKE_DRIVER_MEMORY": "1g", "AGRILAKE_SHUFFLE_PARTITIONS": "1", **SENTINELS}
     cli = [sys.executable, "-m", "agrilake.cli"]
     started = _run([*cli, "sql-server", "start", "--port", str(port), "--timeout", "300"], env, timeout=420)
-    state = json.loads((lake / "_catalog" / "sql-server" / "server.json").read_text())
+    run_dir = lake / "_catalog" / "sql-server"
+    state = json.loads((run_dir / "server.json").read_text())
     try:
         assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-3000:]
         assert url in started.stdout
+        token = (run_dir / "token").read_text().strip()
+        assert (run_dir / "token").stat().st_mode & 0o077 == 0 and token not in started.stdout + started.stderr
 
-        client = _run([sys.executable, "-c", CLIENT, url], env)
+        client = _run([sys.executable, "-c", CLIENT, f"sc://localhost:{port}/;token={token}"], env)
         assert client.returncode == 0, client.stderr[-3000:]
         result = json.loads(client.stdout.strip().splitlines()[-1])
         assert result["rows"] == [{"coop_id": "c1", "score": 700, "credit_tier": "A"},
@@ -76,6 +75,22 @@ def test_sql_endpoint_serves_gold_tables_to_a_separate_client(ctx):
         assert result["rows_at_first_commit"] == 1  # TIMESTAMP AS OF, in the session zone the history shows
         assert result["tables"] == {GOLD: gold.description}
         assert result["comment"] == "A >= 700, B 640..699, C 580..639, D < 580"
+
+        # no token, or a wrong one: not even a query
+        for bad in (url, f"sc://localhost:{port}/;token=not-{token}"):
+            anonymous = _run([sys.executable, "-c", "import sys; from pyspark.sql import SparkSession; "
+                              "SparkSession.builder.remote(sys.argv[1]).getOrCreate().sql('SELECT 1').collect()", bad], env)
+            assert anonymous.returncode != 0 and "UNAUTHENTICATED" in anonymous.stderr, anonymous.stderr[-2000:]
+
+        # a client with the token still cannot write, read files, reflect or run its own code
+        hostile = _run([sys.executable, "-c", CONNECT_HOSTILE, f"sc://localhost:{port}/;token={token}", str(lake)], env)
+        assert hostile.returncode == 0, hostile.stderr[-3000:]
+        refused = json.loads(hostile.stdout.strip().splitlines()[-1])
+        assert refused.pop("versions before") == refused.pop("versions after")
+        assert refused and all("read-only: refused" in why for why in refused.values()), refused
+        with open(f"/proc/{state['pid']}/environ", "rb") as fh:
+            server_env = fh.read().decode(errors="replace")
+        assert not [s for s in SENTINELS.values() if s in server_env]
 
         # the Derby catalog is the server's now: agrilake's own commands must go through it
         query = _run([*cli, "sql", f"SELECT count(*) AS n FROM gold.{GOLD} VERSION AS OF 0", "--format", "json"], env)
@@ -90,3 +105,134 @@ def test_sql_endpoint_serves_gold_tables_to_a_separate_client(ctx):
     assert not pid_alive(state["pid"])
     assert not answers(port)
     assert _run([*cli, "sql-server", "status"], env).returncode == 1
+
+
+CONNECT_HOSTILE = """
+import json, sys
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate()
+lake, table = sys.argv[2], "gold.coop_credit_profile"
+versions = lambda: spark.sql(f"DESCRIBE HISTORY {table}").count()
+out = {"versions before": versions()}
+
+
+def guessed_admin():
+    spark.conf.set("spark.agrilake.catalog.admin", "a-guess")
+    try:
+        spark.sql(f"INSERT INTO {table} SELECT * FROM {table}").collect()
+    finally:
+        spark.conf.unset("spark.agrilake.catalog.admin")
+
+
+attempts = {
+    "sql insert": lambda: spark.sql(f"INSERT INTO {table} SELECT * FROM {table}").collect(),
+    "dataframe append": lambda: spark.table(table).write.mode("append").saveAsTable(table),
+    "dataframe save by path": lambda: spark.table(table).write.format("delta").mode("append").save(f"{lake}/gold/coop_credit_profile"),
+    "read a file": lambda: spark.read.text("/etc/hostname").collect(),
+    "read delta by path": lambda: spark.read.format("delta").load(f"{lake}/gold/coop_credit_profile").collect(),
+    "reflect": lambda: spark.sql("SELECT reflect('java.lang.System', 'getenv', 'AGRILAKE_PSEUDO_KEY')").collect(),
+    "python udf": lambda: spark.table(table).select(F.udf(lambda s: str(s))("score")).collect(),
+    "guessed admin token": guessed_admin,
+}
+for name, attempt in attempts.items():
+    try:
+        attempt()
+        out[name] = "ran"
+    except Exception as exc:
+        out[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+out["versions after"] = versions()
+print(json.dumps(out))
+"""
+
+
+# The statements an analyst must not get through, whatever their spelling (issue: a keyword filter
+# let most of them pass). `{lake}` is the lakehouse root.
+HOSTILE = {
+    "insert after FROM": f"FROM gold.{GOLD} INSERT INTO gold.{GOLD} SELECT *",
+    "insert behind a '--' literal": f"WITH t AS (SELECT '--' AS c) INSERT INTO gold.{GOLD} SELECT * FROM gold.{GOLD}",
+    "insert": f"INSERT INTO gold.{GOLD} SELECT * FROM gold.{GOLD}",
+    "delete": f"DELETE FROM gold.{GOLD} WHERE score > 0",
+    "update": f"UPDATE gold.{GOLD} SET score = 0",
+    "merge": f"MERGE INTO gold.{GOLD} t USING gold.{GOLD} s ON t.coop_id = s.coop_id WHEN MATCHED THEN DELETE",
+    "create": "CREATE TABLE gold.mine (a INT) USING DELTA",
+    "drop": f"DROP TABLE gold.{GOLD}",
+    "alter": f"ALTER TABLE gold.{GOLD} SET TBLPROPERTIES ('x' = '1')",
+    "optimize": f"OPTIMIZE gold.{GOLD}",
+    "vacuum": f"VACUUM gold.{GOLD}",
+    "set": "SET spark.sql.ansi.enabled = true",
+    "cache": f"CACHE TABLE gold.{GOLD}",
+    "temp view over a file": "CREATE TEMPORARY VIEW v AS SELECT * FROM text.`/etc/hostname`",
+    "reflect": "SELECT reflect('java.lang.System', 'getenv', 'AGRILAKE_PSEUDO_KEY')",
+    "java_method": "SELECT java_method('java.lang.System', 'getenv')",
+    "try_reflect": "SELECT try_reflect('java.lang.System', 'getenv', 'AWS_SECRET_ACCESS_KEY')",
+    "text file": "SELECT * FROM text.`/etc/hostname`",
+    "csv file": "SELECT * FROM csv.`/etc/hostname`",
+    "delta by path": "SELECT * FROM delta.`{lake}/gold/" + GOLD + "`",
+    "json in a subquery": f"SELECT * FROM gold.{GOLD} WHERE coop_id IN (SELECT value FROM json.`/etc/hostname`)",
+}
+ALLOWED = {
+    "select": f"SELECT count(*) FROM gold.{GOLD}",
+    "with": "WITH t AS (SELECT '--' AS c) SELECT c FROM t",
+    "time travel": f"SELECT count(*) FROM gold.{GOLD} VERSION AS OF 0",
+    "show": "SHOW TABLES IN gold",
+    "describe": f"DESCRIBE gold.{GOLD}",
+    "history": f"DESCRIBE HISTORY gold.{GOLD}",
+    "explain": f"EXPLAIN SELECT * FROM gold.{GOLD}",
+}
+SENTINELS = {"AGRILAKE_PSEUDO_KEY": "sentinel-hmac-key-7f3a", "AGRILAKE_S3_SECRET_KEY": "sentinel-s3-secret-9c1d",
+             "AWS_SECRET_ACCESS_KEY": "sentinel-aws-secret-55e0"}
+
+LOCAL_ANALYST = """
+import json, sys
+from agrilake.analyst import catalog, query
+from agrilake.analyst.output import explain
+from agrilake.core.settings import get_settings
+
+statements = json.loads(sys.argv[1])
+ctx = catalog.open_context(get_settings())
+catalog.refresh(ctx)
+versions = lambda: ctx.spark.sql("DESCRIBE HISTORY gold.coop_credit_profile").count()
+out = {"versions before": versions()}
+for name, statement in statements.items():
+    try:
+        query.run(ctx, statement, 5)
+        out[name] = "ran"
+    except Exception as exc:
+        out[name] = explain(exc)
+jvm = ctx.spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+with open(f"/proc/{jvm}/environ", "rb") as fh:
+    out["jvm environment"] = fh.read().decode(errors="replace")
+out["versions after"] = versions()
+print(json.dumps(out))
+"""
+
+
+def _gold(ctx) -> None:
+    gold = ctx.contracts.gold_table(GOLD)
+    for as_of, scores in ((D1, {"c1": 650}), (D2, {"c1": 700, "c2": 720})):
+        rows = [{"as_of_date": as_of, "coop_id": c, "score": s, "credit_tier": "A" if s >= 700 else "B"}
+                for c, s in scores.items()]
+        tables.replace_partition(ctx, ops.rows_df(ctx, gold.ddl, rows), "gold", GOLD, "as_of_date", as_of.isoformat())
+
+
+def test_analyst_sql_is_read_only_by_plan_and_runs_without_pipeline_secrets(ctx):
+    """A local analyst session (no server) on the persistent catalog, in a process of its own: every
+    hostile statement is refused by the engine's guard, queries run, no commit lands, and neither the
+    process nor its JVM holds a pipeline secret."""
+    lake = Path(ctx.settings.lakehouse)
+    _gold(ctx)
+    statements = {**{k: v.replace("{lake}", str(lake)) for k, v in HOSTILE.items()}, **ALLOWED}
+    env = {**os.environ, "AGRILAKE_LAKEHOUSE": str(lake), "AGRILAKE_SPARK_MASTER": "local[1]",
+           "AGRILAKE_DRIVER_MEMORY": "1g", "AGRILAKE_SHUFFLE_PARTITIONS": "1", **SENTINELS}
+    run = _run([sys.executable, "-c", LOCAL_ANALYST, json.dumps(statements)], env, timeout=600)
+    assert run.returncode == 0, run.stderr[-4000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    for name in HOSTILE:
+        assert "read-only: refused" in out[name], (name, out[name])
+    for name in ALLOWED:
+        assert out[name] == "ran", (name, out[name])
+    assert out["versions after"] == out["versions before"]  # not one commit from the statements
+    for secret in SENTINELS.values():
+        assert secret not in out["jvm environment"] and secret not in run.stdout + run.stderr

@@ -16,7 +16,7 @@ from unittest import mock
 
 import pytest
 
-from agrilake.analyst import catalog, output, query
+from agrilake.analyst import catalog, output
 from agrilake.cli import main
 from agrilake.core import ops, tables
 from agrilake.core.context import RunContext
@@ -167,11 +167,9 @@ def test_describe_shows_columns_partitions_history_and_quality(lake, capsys):
 @pytest.mark.parametrize(("argv", "code", "says"), [
     (["sql", "SELECT * FROM gold.nope"], 1, "`agrilake tables` lists the tables"),
     (["sql", f"SELECT coop_id FROM gold.{GOLD} WHERE score >"], 1, "PARSE_SYNTAX_ERROR"),
-    (["sql", "SELEC 1"], 2, "not a read-only statement (SELEC ...)"),
+    (["sql", " ; "], 2, "no statement given"),
     (["sql", f"SELECT no_such_column FROM gold.{GOLD}"], 1, "`agrilake describe <layer>.<table>` lists"),
     (["sql", f"SELECT * FROM gold.{GOLD} VERSION AS OF 99"], 1, "shows the table's versions"),
-    (["sql", f"DELETE FROM gold.{GOLD}"], 2, "not a read-only statement (DELETE ...)"),
-    (["sql", f"SELECT 1; DROP TABLE gold.{GOLD}"], 2, "one statement at a time"),
     (["describe", "coop_credit_profile"], 2, "<layer>.<table>"),
     (["describe", "gold.nope"], 1, "`agrilake tables` lists the tables"),
 ])
@@ -237,11 +235,7 @@ def test_the_catalog_does_not_import_the_server_that_imports_it():
     assert not wrong
 
 
-def test_read_only_guard_and_json_values():
-    assert query.refusal("  -- a comment\n SELECT 'DELETE; it' AS x;") is None
-    assert query.refusal("WITH t AS (SELECT 1) SELECT * FROM t") is None
-    assert query.refusal("WITH t AS (SELECT 1) INSERT INTO gold.x SELECT * FROM t")
-    assert query.refusal("OPTIMIZE gold.x")
+def test_json_values():
     assert output.jsonable(Decimal("12345678901.25")) == 12345678901.25
     assert output.jsonable(Decimal("1234567890123456.78")) == "1234567890123456.78"
     assert output.jsonable(float("nan")) == "nan"

@@ -20,6 +20,8 @@ NAME = re.compile(r"AGRILAKE_[A-Z0-9_]+\*?")
 NOT_SETTINGS = {
     "AGRILAKE_CRASH_AT": "fault-injection hook of the exactly-once crash test (bronze kills itself there); "
                          "a test's switch, not a setting",
+    "AGRILAKE_CATALOG_ADMIN_TOKEN": "set by agrilake itself for the analyst JVMs it starts (a fresh random token "
+                                    "per process or SQL server), read by infra/guard; nobody configures it",
     "AGRILAKE_S3_*": "prose: the family of S3 settings (AGRILAKE_S3_ENDPOINT, _ACCESS_KEY, ...), not a variable",
 }
 

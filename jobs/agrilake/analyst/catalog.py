@@ -13,6 +13,12 @@ Why a Hive metastore in embedded Derby, kept with the lakehouse (`<lakehouse>/_c
   process holds it; while the SQL server (agrilake.analyst.sql_server) runs, it holds the catalog
   and the commands become its Spark Connect clients instead.
 
+Analyst sessions are read-only, whoever the client: the guard of infra/guard (a Spark session
+extension) refuses every analysed plan that is not a query over the registered tables or a
+read-only command, and the processes run without the pipeline's secrets in their environment.
+Registration below is the one writer: it presents the admin token the session's JVM was started
+with (`catalog_admin`).
+
 Column comments live where Delta keeps a table's schema, in its log. Silver tables are created with
 theirs; gold, bronze and ops tables are not. Registration adds the missing ones from schemas/ (the
 gold yaml carries METRICS.md's definitions) in one commit per table and only when they differ, so a
@@ -23,10 +29,12 @@ to the same table committing at the same instant: one of the two fails and can s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import hashlib
 import logging
 import os
+import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +42,7 @@ from pathlib import Path
 from agrilake.core import tables
 from agrilake.core.context import RunContext
 from agrilake.core.contracts import GOLD_TABLES, Contracts
-from agrilake.core.settings import Settings, get_settings
+from agrilake.core.settings import Settings, get_settings, without_pipeline_secrets
 from agrilake.core.tables import LAYERS
 from agrilake.services.sql_endpoint import SqlEndpoint
 
@@ -110,6 +118,44 @@ class CatalogLock:
 # The lock of this process's own catalog session: held until the process exits, like the session.
 _held: list[CatalogLock] = []
 
+# infra/guard/org/agrilake/spark/ReadOnlyCatalog.java reads these two.
+ADMIN_ENV = "AGRILAKE_CATALOG_ADMIN_TOKEN"
+ADMIN_CONF = "spark.agrilake.catalog.admin"
+
+
+def analyst_environment(environ=None) -> dict[str, str]:
+    """The environment of an analyst JVM: no pipeline secret, and a fresh admin token of its own."""
+    env = without_pipeline_secrets(os.environ if environ is None else environ)
+    env[ADMIN_ENV] = secrets.token_urlsafe(32)
+    return env
+
+
+def _drop_pipeline_secrets() -> None:
+    """This process becomes an analyst process: the JVM it starts inherits an environment without
+    the pipeline's secrets, and with the admin token of the catalog registration."""
+    clean = analyst_environment()
+    for key in set(os.environ) - set(clean):
+        del os.environ[key]
+    os.environ.update(clean)
+
+
+@contextlib.contextmanager
+def catalog_admin(ctx: RunContext):
+    """Within: this session may write the catalog (registration only). The token is the one its JVM
+    (local session) or the SQL server (Spark Connect) was started with; sessions without the guard
+    (tests, notebooks) need none."""
+    spark = ctx.spark
+    remote = type(spark).__module__.startswith("pyspark.sql.connect")
+    token = SqlEndpoint(catalog_dir(ctx.settings)).admin_token() if remote else os.environ.get(ADMIN_ENV)
+    if not token:
+        yield
+        return
+    spark.conf.set(ADMIN_CONF, token)
+    try:
+        yield
+    finally:
+        spark.conf.unset(ADMIN_CONF)
+
 
 def open_context(settings: Settings, app: str = "agrilake-sql") -> RunContext:
     """The run context the analyst commands query through: `settings` and the session to use.
@@ -126,12 +172,14 @@ def open_context(settings: Settings, app: str = "agrilake-sql") -> RunContext:
     if active is not None:
         return RunContext(settings, active, app)
     directory = catalog_dir(settings)
-    url = SqlEndpoint(directory).running_url()
+    endpoint = SqlEndpoint(directory)
+    url = endpoint.running_url()
     if url:
         log.info("querying through the SQL server at %s", url)
-        return RunContext(settings, connect_spark(url), app)
+        return RunContext(settings, connect_spark(endpoint.running_client_url()), app)
     if not _held:
         _held.append(CatalogLock(directory).acquire(app))
+    _drop_pipeline_secrets()
     return RunContext(settings, get_spark(app, settings=settings, catalog_dir=directory), app)
 
 
@@ -254,9 +302,17 @@ def refresh(ctx: RunContext, *, all_comments: bool = False, rebuild: bool = Fals
     registered tables, on all of them with `all_comments`. Entries whose table left the lakehouse are
     dropped (views and tables with data in the catalog's warehouse are left alone).
     """
+    with catalog_admin(ctx):
+        report = Refresh(tables=discover(ctx))
+        _register(ctx, report, all_comments=all_comments, rebuild=rebuild)
+    if report.registered or report.dropped:
+        log.info("catalog %s: registered %s, dropped %s", catalog_dir(ctx.settings), report.registered, report.dropped)
+    return report
+
+
+def _register(ctx: RunContext, report: Refresh, *, all_comments: bool, rebuild: bool) -> None:
     spark = ctx.spark
     directory = catalog_dir(ctx.settings)
-    report = Refresh(tables=discover(ctx))
     for layer in LAYERS:
         expected = f"{directory}/warehouse/{layer}.db"
         location = _database_location(spark, layer)
@@ -288,9 +344,6 @@ def refresh(ctx: RunContext, *, all_comments: bool = False, rebuild: bool = Fals
             except Exception as exc:  # e.g. a pipeline write committing at the same instant
                 report.warnings.append(f"{layer}.{name}: comments not set ({first_line(exc)}); "
                                        "rerun `agrilake catalog`")
-    if report.registered or report.dropped:
-        log.info("catalog %s: registered %s, dropped %s", directory, report.registered, report.dropped)
-    return report
 
 
 def first_line(exc: BaseException) -> str:

@@ -9,11 +9,17 @@ the Scala/Go/Rust clients, tools built on them):
 
 The server is pyspark's own SparkConnectServer (its jar is in the pip wheel), started with
 spark-submit on the project's session settings (Delta jars and catalog, AGRILAKE_SPARK_MASTER,
-driver memory) and the persistent catalog. It binds to the loopback interface only, and has no
-authentication: anyone who can open a connection on this machine can query. It holds the catalog
-while it runs, and the agrilake commands then query through it (catalog.open_context).
+driver memory) and the persistent catalog. It binds to the loopback interface only and every client
+must present the bearer token the server was started with (Spark Connect's pre-shared key), kept
+mode 0600 in `<catalog>/sql-server/token`; pyspark sends it, without TLS, only to `localhost`:
 
-State under `<catalog>/sql-server/`: server.json (pid, port, url) and server.log.
+    sc://localhost:15002/;token=<the token>
+
+What a client may run is read-only whatever it sends, SQL or DataFrame plans (infra/guard), and the
+server's environment holds none of the pipeline's secrets. It holds the catalog while it runs, and
+the agrilake commands then query through it (catalog.open_context).
+
+State under `<catalog>/sql-server/`: server.json (pid, port, url), server.log, token, admin.token.
 """
 
 from __future__ import annotations
@@ -22,12 +28,26 @@ import os
 import sys
 from pathlib import Path
 
-from agrilake.analyst.catalog import CatalogBusy, CatalogLock, catalog_dir, refresh
+from agrilake.analyst.catalog import (
+    ADMIN_ENV,
+    CatalogBusy,
+    CatalogLock,
+    analyst_environment,
+    catalog_dir,
+    refresh,
+)
 from agrilake.core.context import RunContext
 from agrilake.core.settings import Settings, get_settings
 from agrilake.services import lifecycle
 from agrilake.services.processes import HOST, answers
-from agrilake.services.sql_endpoint import DEFAULT_PORT, SERVER_CLASS, ServerError, SqlEndpoint, url_of
+from agrilake.services.sql_endpoint import (
+    DEFAULT_PORT,
+    SERVER_CLASS,
+    ServerError,
+    SqlEndpoint,
+    client_url,
+    url_of,
+)
 
 __all__ = ["DEFAULT_PORT", "ServerError", "SqlServer", "command", "main", "url_of"]
 
@@ -73,7 +93,8 @@ class SqlServer(SqlEndpoint):
         check_java()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         lock = CatalogLock(catalog_dir(self.settings)).acquire("agrilake sql-server, starting")
-        env = {**os.environ, "SPARK_LOCAL_IP": HOST,
+        token, admin = self.new_tokens()
+        env = {**analyst_environment(), "SPARK_LOCAL_IP": HOST, ADMIN_ENV: admin, "SPARK_CONNECT_AUTHENTICATE_TOKEN": token,
                "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable)}
         try:
             # The catalog lock's descriptor goes with the server, so the lock lasts exactly as long as it.
@@ -88,7 +109,7 @@ class SqlServer(SqlEndpoint):
             self.wait_ready(timeout)
             quiet_pyspark()
             try:
-                client = RunContext(self.settings, connect_spark(url_of(self.port)), "agrilake-sql-server")
+                client = RunContext(self.settings, connect_spark(client_url(self.port, token)), "agrilake-sql-server")
                 report = refresh(client, all_comments=True)
             except Exception as exc:
                 raise ServerError(f"the SQL server started but could not register the tables: "
@@ -97,7 +118,8 @@ class SqlServer(SqlEndpoint):
             print(f"warning: {warning}", file=sys.stderr)
 
     def started_message(self, seconds: float) -> str:
-        return (f"SQL server running: {self.url} (pid {self.pid()}, lakehouse {self.settings.lakehouse}, "
+        return (f"SQL server running: {self.url} (pid {self.pid()}, lakehouse {self.settings.lakehouse}; clients "
+                f"connect to sc://localhost:{self.port}/;token=<the token in {self.token_file}>, "
                 f"log {self.log_file})")
 
     def status_report(self) -> tuple[str, int]:

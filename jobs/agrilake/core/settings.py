@@ -156,6 +156,26 @@ class Settings:
             return []
         return sorted(p for p in self.jars_dir.glob("*.jar") if p.name.startswith("delta-"))
 
+    @property
+    def guard_jar(self) -> Path:
+        """The read-only guard of the analyst sessions (infra/guard, built by `make setup`)."""
+        return self.jars_dir / GUARD_JAR
+
+
+GUARD_JAR = "agrilake-readonly-guard.jar"
+
+# Credentials of other tools that the pipeline's processes may carry (boto3's, Airflow's connections).
+FOREIGN_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+FOREIGN_SECRET_PREFIXES = ("AIRFLOW_CONN_", "AIRFLOW__SECRETS__", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+
+
+def without_pipeline_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` less every pipeline secret (the pseudonymisation key, S3 and cloud credentials,
+    Airflow connections): the environment of the analyst processes, which only read."""
+    secret = {f.metadata["env"] for f in dataclasses.fields(Settings) if f.metadata.get("secret")}
+    return {k: v for k, v in environ.items()
+            if k not in secret and k not in FOREIGN_SECRETS and not k.startswith(FOREIGN_SECRET_PREFIXES)}
+
 
 def _convert(f: dataclasses.Field, raw: str):
     kind = str(f.type)

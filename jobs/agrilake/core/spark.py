@@ -34,6 +34,18 @@ def check_jars(settings: Settings) -> list[str]:
     return [str(j) for j in jars]
 
 
+GUARD_CLASS = "org.agrilake.spark.ReadOnlyCatalog"
+
+
+def check_guard(settings: Settings) -> str:
+    jar = settings.guard_jar
+    if not jar.is_file():
+        raise RuntimeMissing(
+            f"The read-only guard of the analyst sessions is missing ({jar}): run `make setup` (it compiles "
+            "infra/guard with javac), or point AGRILAKE_JARS at a folder that has it.")
+    return str(jar)
+
+
 def catalog_conf(catalog_dir: str, timezone: str) -> dict[str, str]:
     """Settings of a session on the persistent catalog under `catalog_dir` (why: jobs/agrilake/analyst/catalog.py).
 
@@ -84,6 +96,9 @@ def spark_conf(settings: Settings, *, test: bool = False, catalog_dir: str | Non
         key = "spark.driver.extraJavaOptions"
         catalog[key] = f"{settings.jvm_options} {catalog[key]}".strip()
         conf.update(catalog)
+        # The analyst sessions are read-only, decided on every analysed plan (infra/guard: why and what).
+        conf["spark.jars"] += "," + check_guard(settings)
+        conf["spark.sql.extensions"] += "," + GUARD_CLASS
     return conf
 
 

@@ -1,6 +1,9 @@
 """Where the SQL endpoint of a catalog runs and whether it answers: the state `agrilake sql-server` keeps.
 
-`<catalog>/sql-server/server.json` (pid, port, url) and `server.log`. The analyst commands read it
+`<catalog>/sql-server/server.json` (pid, port, url), `server.log`, and two secrets the server was started
+with, each mode 0600: `token`, the bearer token every client must present (Spark Connect's own
+pre-shared-key authentication), and `admin.token`, the one that lets the catalog's registration write
+(infra/guard: every other plan is read-only). The analyst commands read it
 (agrilake.analyst.catalog.open_context) to query through a running server; starting one
 (agrilake.analyst.sql_server, the `agrilake sql-server` command) needs the catalog code, so it lives
 with the analyst tools and uses this, keeping the rooms' imports one-way: analyst -> services.
@@ -8,9 +11,10 @@ with the analyst tools and uses this, keeping the rooms' imports one-way: analys
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
-from agrilake.services.lifecycle import LifecycleError, Server
+from agrilake.services.lifecycle import LifecycleError, Server, write_atomic
 from agrilake.services.processes import HOST, answers
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -23,6 +27,12 @@ class ServerError(LifecycleError):
 
 def url_of(port: int) -> str:
     return f"sc://{HOST}:{port}"
+
+
+def client_url(port: int, token: str) -> str:
+    """The URL a client connects with. pyspark sends a token without TLS only to `localhost` (gRPC's
+    local credentials: the loopback interface, where the server listens), never over a network."""
+    return f"sc://localhost:{port}/;token={token}"
 
 
 class SqlEndpoint(Server):
@@ -52,3 +62,32 @@ class SqlEndpoint(Server):
         if self.is_ours(state.get("pid"), state) and answers(state["port"]):
             return url_of(state["port"])
         return None
+
+    def running_client_url(self) -> str | None:
+        """The URL with the server's token, for agrilake's own commands (None when it does not run)."""
+        return client_url(self.state()["port"], self.token()) if self.running_url() else None
+
+    @property
+    def token_file(self) -> Path:
+        return self.run_dir / "token"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.run_dir / "admin.token"
+
+    def token(self) -> str:
+        return self.token_file.read_text(encoding="utf-8").strip()
+
+    def admin_token(self) -> str | None:
+        try:
+            return self.admin_token_file.read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
+    def new_tokens(self) -> tuple[str, str]:
+        """Fresh (client token, admin token) for a start, written 0600 before the server exists."""
+        self.run_dir.mkdir(parents=True, exist_ok=True, mode=self.run_dir_mode)
+        tokens = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        write_atomic(self.token_file, tokens[0], private=True)
+        write_atomic(self.admin_token_file, tokens[1], private=True)
+        return tokens
