@@ -9,6 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 WORKERS="${AGRILAKE_TEST_WORKERS:-2}"
+# Every JVM of the suite (the shared session, Airflow tasks, spark-submit, the SQL server) runs small
+# data for seconds: C1 alone compiles enough, without C2 burning a core on code that soon exits, and
+# the serial collector suits a 1 GB heap (docs/benchmarks.md: the suite's CPU time roughly halves).
+# The code cache must be set with it: C1-only defaults to 48 MB, which Spark fills, and the JVM then
+# stops compiling altogether. Not the product's default: C2 wins on a stage of millions of rows.
+export AGRILAKE_JVM_OPTIONS="${AGRILAKE_JVM_OPTIONS:--XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -XX:+UseSerialGC}"
 echo ">> ruff"
 "$BIN/ruff" check .
 echo ">> pytest (${WORKERS} workers)"
