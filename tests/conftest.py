@@ -20,6 +20,8 @@ logging.getLogger("py4j").setLevel(logging.WARNING)
 # Tests run on synthetic data only: the public demo key is fine, and must never be needed elsewhere.
 os.environ.setdefault("AGRILAKE_DEMO", "1")
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+# Tests write landing files and ingest them at once; the settle rule has its own test (test_landing_survey).
+os.environ.setdefault("AGRILAKE_LANDING_SETTLE_SECONDS", "0")
 os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")

@@ -121,3 +121,60 @@ def test_late_file_in_an_old_delivery_folder_is_picked_up(ctx, landing_root):
     _drop(landing_root, "coop_sales", D1, "sales-2.jsonl", _sales_jsonl(["S4"]))
     bronze.ingest(ctx, "coop", D1, str(landing_root))
     assert tables.read(ctx, "bronze", "coop_sales").count() == 4
+
+
+def test_hostile_landing_entries_are_recorded_and_every_good_file_ingested(ctx, landing_root, tmp_path):
+    """A delivery with hostile entries beside good files: each good file is ingested, each hostile
+    entry is rejected or quarantined with a reason, nothing outside the landing zone is read, and a
+    rerun changes nothing. A logged file rewritten later is read again as a new version."""
+    secret = tmp_path / "elsewhere" / "credentials.jsonl"
+    secret.parent.mkdir()
+    secret.write_text('{"sale_id": "sentinel-secret-4b1f"}\n')
+    sales = landing_root / "coop" / "sales"
+    os.symlink(secret, sales / "2026-11-01" / "creds.jsonl")
+    os.symlink(tmp_path / "gone.jsonl", sales / "2026-11-01" / "broken.jsonl")
+    _drop(landing_root, "coop_sales", D1, "sales[2]*?.jsonl", _sales_jsonl(["G1", "G2"]))
+    _drop(landing_root, "coop_sales", D1, "upper.JSONL", _sales_jsonl(["U1"]))
+    for folder in ("2026-13-45", "2026-02-30"):
+        (sales / folder).mkdir()
+        (sales / folder / "s.jsonl").write_bytes(_sales_jsonl(["X1"]))
+    deep = '{"sale_id": "N1", "extra": ' + "[" * 5000 + "]" * 5000 + "}"
+    huge = '{"sale_id": "N2", "amount_cny": ' + "9" * 5000 + "}"
+    _drop(landing_root, "coop_sales", D1, "hostile-values.jsonl", (deep + "\n" + huge + "\n").encode())
+    _drop(landing_root, "coop_cooperatives", D1, "nul-header.csv", b"coop_id\x00,uscc\nC7,93\n")
+
+    bronze.ingest(ctx, "coop", D1, str(landing_root))
+
+    log = {r.file_name.removeprefix("coop/"): r for r in tables.read(ctx, "ops", "ingest_log").collect()}
+    rejected = {n: r.message.split(":")[0] for n, r in log.items() if r.status == "rejected"}
+    assert rejected == {"sales/2026-11-01/creds.jsonl": "LINK_OUT_OF_LANDING",
+                        "sales/2026-11-01/broken.jsonl": "LINK_OUT_OF_LANDING",
+                        "sales/2026-11-01/upper.JSONL": "WRONG_EXTENSION",
+                        "sales/2026-13-45/s.jsonl": "NOT_A_DATE_FOLDER", "sales/2026-02-30/s.jsonl": "NOT_A_DATE_FOLDER"}
+    for r in log.values():
+        assert r.read == r.accepted + r.quarantined
+    assert (log["sales/2026-11-01/sales[2]*?.jsonl"].accepted, log["sales/2026-11-01/sales[2]*?.jsonl"].status) == (2, "ingested")
+    assert log["sales/2026-11-01/hostile-values.jsonl"].read == 2
+    nul = log["cooperatives/2026-11-01/nul-header.csv"]  # its header binds no contract column
+    assert (nul.status, nul.read, nul.quarantined) == ("quarantined", 1, 1)
+    sale_ids = {r.sale_id for r in tables.read(ctx, "bronze", "coop_sales").collect()}
+    assert {"S1", "S2", "S3", "G1", "G2"} <= sale_ids and not {"U1", "X1"} & sale_ids
+    quarantine = tables.read(ctx, "ops", "quarantine").collect()
+    assert all(r.reason for r in quarantine)
+    everything = [str(r) for layer, name in (("bronze", "coop_sales"), ("bronze", "coop_cooperatives"),
+                                             ("ops", "quarantine"), ("ops", "ingest_log"))
+                  for r in tables.read(ctx, layer, name).collect()]
+    assert not [row for row in everything if "sentinel-secret" in row]
+
+    before = _counts(ctx)
+    bronze.ingest(ctx, "coop", D1, str(landing_root))
+    assert _counts(ctx) == before
+
+    grown = _drop(landing_root, "coop_sales", D1, "sales-1.jsonl", _sales_jsonl(["S1", "S2", "S3", "S4"]))
+    os.utime(grown, None)
+    bronze.ingest(ctx, "coop", D1, str(landing_root))
+    versions = [r for r in tables.read(ctx, "ops", "ingest_log").where("file_name = 'coop/sales/2026-11-01/sales-1.jsonl'")
+                .collect()]
+    assert len(versions) == 2 and len({r.file_sha256 for r in versions}) == 2
+    assert [r.message for r in versions if r.message and "new version" in r.message]
+    assert "S4" in {r.sale_id for r in tables.read(ctx, "bronze", "coop_sales").collect()}

@@ -139,6 +139,19 @@ def test_records_end_only_at_newline_and_crlf_stays_inside_quotes(parse):
     assert records[1].values["name"] == "line1\r\nline2"
 
 
+def test_jsonl_records_and_bad_bytes_keep_their_own_lines(parse):
+    """A JSONL value holding a raw U+2028, U+0085 or form feed is one record (Python's splitlines() would
+    cut it in two); a line with bytes that are not UTF-8 is quarantined with its own line and raw text,
+    and the good line after it is still accepted on the next line."""
+    odd = json.dumps({"sale_id": "S1", "coop_id": "C1\u2028\x85\x0c"}, ensure_ascii=False)
+    bad = b'{"sale_id": "S2", "coop_id": "' + b"\xff" + b'"}'
+    good = json.dumps({"sale_id": "S3", "coop_id": "C3"}).encode()
+    records = parse(odd.encode() + b"\n" + bad + b"\n" + good + b"\n", SALES)
+    assert [(r.line, r.reason) for r in records] == [(1, None), (2, q.MALFORMED_JSON), (3, None)]
+    assert records[0].values["coop_id"] == "C1\u2028\x85\x0c"
+    assert records[1].raw == '{"sale_id": "S2", "coop_id": "\ufffd"}' and records[2].values["sale_id"] == "S3"
+
+
 def test_a_quote_inside_an_unquoted_field_is_text_as_in_python_csv(parse):
     text = HEADER + "\n" + ",".join(_row(name='王"五').values()) + "\n" + ",".join(_row(coop_id="C2").values()) + "\n"
     records = parse(text.encode(), COOPS)

@@ -62,7 +62,8 @@ def newest_delivery(ctx) -> date | None:
 
     if not tables.exists(ctx, "ops", "ingest_log"):
         return None
-    return tables.read(ctx, "ops", "ingest_log").agg(F.max("delivery_date")).first()[0]
+    # a rejected entry (a bad file in a delivery folder) was never read: it delivers nothing
+    return tables.read(ctx, "ops", "ingest_log").where("status <> 'rejected'").agg(F.max("delivery_date")).first()[0]
 
 
 def resolve(ctx, value: date | str) -> date:

@@ -104,6 +104,10 @@ class Settings:
                              default=2)
     dag_start: date = _var("AGRILAKE_DAG_START", "First logical date of the DAGs; every backfill must lie after it.",
                            default=date(2026, 10, 1))
+    landing_settle_seconds: int = _var(
+        "AGRILAKE_LANDING_SETTLE_SECONDS",
+        "A landed file is complete once unchanged this long (upstream drops carry no marker); younger ones wait.",
+        default=300)
     # Below 168 h (Delta's own default) readers of older snapshots and time travel can break.
     vacuum_retention_hours: int = _var("AGRILAKE_VACUUM_RETENTION_HOURS",
                                        "VACUUM keeps files that versions younger than this still need.", default=168)

@@ -15,10 +15,13 @@ import argparse
 import csv
 import io
 import json
+import os
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 from pathlib import Path
 
 import numpy as np
@@ -239,8 +242,7 @@ def generate(params: Params, landing: Path, log=None, contracts: Contracts | Non
                 rendered = defects.render(feed, frame, cells, fplan, feed.format,
                                           rng_for(params, f"defects:{name}:{day}:{part}"), bom)
                 rel = Path(feed.system) / feed.feed / to_date(day).isoformat() / file_name(name, feed.format, day, part)
-                (landing / rel).parent.mkdir(parents=True, exist_ok=True)
-                (landing / rel).write_bytes(rendered.data)
+                _drop(landing / rel, rendered.data, to_date(day))
                 stats.files += 1
                 stats.rows += rendered.records
                 stats.per_feed[name] += rendered.records
@@ -256,8 +258,7 @@ def generate(params: Params, landing: Path, log=None, contracts: Contracts | Non
                     copy = rel.with_name(f"{rel.stem}_resend{rel.suffix}")
                     pending_copies.setdefault(day, []).append((name, copy, rendered.data, rendered.records))
         for name, path, blob, records in pending_copies.pop(day, []):
-            (landing / path).parent.mkdir(parents=True, exist_ok=True)
-            (landing / path).write_bytes(blob)
+            _drop(landing / path, blob, to_date(day))
             manifest.append((name, path.as_posix(), "", "duplicate_file", defects.expected_reason("duplicate_file"), ""))
             day_defects += 1
             stats.files += 1
@@ -296,3 +297,14 @@ def _write_manifest(landing: Path, manifest: list, params: Params, stats: Stats)
                                                          strict=True) if k},
     }
     (out / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _drop(path: Path, data: bytes, delivered: date) -> None:
+    """Write a landed file as upstream would have dropped it: complete, on its delivery day (its
+    modification time: the evening of that day, or a day ago when that is later), so that the
+    pipeline's settle rule (AGRILAKE_LANDING_SETTLE_SECONDS) sees a finished delivery."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    evening = datetime.combine(delivered, dtime(18), tzinfo=UTC).timestamp()
+    dropped = min(evening, time.time() - 86400)
+    os.utime(path, (dropped, dropped))

@@ -16,6 +16,7 @@ import logging
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import reduce
 
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 
 
 def logged_files(ctx: RunContext, feeds: list[Feed]) -> dict[str, list]:
-    """The ingest log's (file_name, file_sha256, status) rows of `feeds`, by feed name: one read per run."""
+    """The ingest log's (file_name, file_sha256, status, file_bytes, ingested_at) rows of `feeds`, by
+    feed name: one read per run."""
     from pyspark.sql import functions as F
 
     out: dict[str, list] = {f.name: [] for f in feeds}
@@ -39,32 +41,61 @@ def logged_files(ctx: RunContext, feeds: list[Feed]) -> dict[str, list]:
         return out
     wanted = F.concat_ws("_", "system", "feed").isin([f.name for f in feeds])
     for r in (tables.read(ctx, "ops", "ingest_log").where(wanted)
-              .select("system", "feed", "file_name", "file_sha256", "status").collect()):
+              .select("system", "feed", "file_name", "file_sha256", "status", "file_bytes", "ingested_at").collect()):
         out[f"{r.system}_{r.feed}"].append(r)
     return out
 
 
-def _known_files(rows: list) -> tuple[set[str], dict[str, str]]:
-    """(file names already logged, sha -> name of the file first ingested with it) for one feed."""
-    names = {r.file_name for r in rows}
-    shas = {r.file_sha256: r.file_name for r in rows if r.status != "duplicate"}
-    return names, shas
+@dataclass
+class Plan:
+    """One feed's landing against its ingest log: what this run reads, and what it only records."""
+    to_ingest: list[tuple] = field(default_factory=list)  # (LandedFile, sha)
+    duplicates: list[tuple] = field(default_factory=list)  # (LandedFile, sha, name first ingested with sha)
+    rejected: list[landing.Rejected] = field(default_factory=list)
+    replaces: dict[str, str] = field(default_factory=dict)  # sha of a new version -> sha it replaces
+    waiting: list[str] = field(default_factory=list)
 
 
-def plan(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, logged: list | None = None):
-    """Split the feed's unseen files into (to ingest, duplicates) by SHA-256; `logged`: logged_files()[feed]."""
-    names, known = _known_files(logged if logged is not None else logged_files(ctx, [feed])[feed.name])
-    to_ingest, duplicates, seen_now = [], [], {}
-    for f in landing.discover(landing_root, feed, as_of):
-        if f.name in names:
-            continue  # already logged (ingested, quarantined or duplicate): a rerun skips it silently
-        sha = landing.sha256_file(f.path)
+def _changed(f: landing.LandedFile, rows: list) -> bool:
+    """Whether a file under a logged name may hold other content than when it was logged: another size,
+    or written after it was logged (then it is hashed again)."""
+    last = max(rows, key=lambda r: r.ingested_at)
+    logged_at = last.ingested_at.replace(tzinfo=UTC).timestamp()
+    return f.size != last.file_bytes or f.mtime > logged_at
+
+
+def plan(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, logged: list | None = None) -> Plan:
+    """Sort the feed's landing (landing.survey) against the ingest log: new files by SHA-256 into to
+    ingest or duplicate; a logged name whose content changed into a new version; rejected entries
+    recorded once; `logged`: logged_files()[feed]."""
+    rows = logged if logged is not None else logged_files(ctx, [feed])[feed.name]
+    by_name: dict[str, list] = {}
+    for r in rows:
+        by_name.setdefault(r.file_name, []).append(r)
+    known = {r.file_sha256: r.file_name for r in rows if r.status in ("ingested", "empty", "quarantined")}
+    found = landing.survey(landing_root, feed, as_of, settle_seconds=ctx.settings.landing_settle_seconds)
+    out = Plan(rejected=[r for r in found.rejected if r.name not in by_name], waiting=found.later + found.settling + found.hidden)
+    seen_now: dict[str, str] = {}
+    for f in found.files:
+        before = by_name.get(f.name)
+        if before and not _changed(f, before):
+            continue  # logged already, unchanged: a rerun skips it
+        try:
+            sha = landing.sha256_file(f.path)
+        except OSError as exc:  # vanished or unreadable since it was listed
+            out.rejected.append(landing.Rejected(feed.name, f.name, landing.UNREADABLE,
+                                                 f"cannot be read: {exc.strerror or exc}", f.delivery_date, f.size))
+            continue
+        if before:
+            if sha in {r.file_sha256 for r in before}:
+                continue  # touched, same content
+            out.replaces[sha] = max(before, key=lambda r: r.ingested_at).file_sha256
         if sha in known or sha in seen_now:
-            duplicates.append((f, sha, known.get(sha) or seen_now[sha]))
+            out.duplicates.append((f, sha, known.get(sha) or seen_now[sha]))
         else:
             seen_now[sha] = f.name
-            to_ingest.append((f, sha))
-    return to_ingest, duplicates
+            out.to_ingest.append((f, sha))
+    return out
 
 
 def committed_files(ctx: RunContext, feed: Feed, files: list[tuple]) -> set[str]:
@@ -85,7 +116,8 @@ def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, bat
     Returns (ingest-log rows, quarantine rows or None): both still to be recorded (`record`), so
     that a run of many feeds pays one quarantine and one log commit, not one per feed.
     """
-    to_ingest, duplicates = plan(ctx, feed, landing_root, as_of, logged)
+    planned = plan(ctx, feed, landing_root, as_of, logged)
+    to_ingest = planned.to_ingest
     figures: dict[str, dict] = {}
     rejected = None
     if to_ingest:
@@ -115,7 +147,13 @@ def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, bat
             rejected = transform.rejected(parsed, feed, batch_id=batch_id, now=now).persist()
             rejected.count()
         parsed.unpersist()
-    return transform.log_rows(feed, to_ingest, figures, duplicates), rejected
+    if planned.waiting:
+        log.info("bronze.%s: %d file(s) wait for a later run (delivery folder after %s, still being written, or "
+                 "hidden): %s",
+                 feed.name, len(planned.waiting), as_of, ", ".join(planned.waiting[:5]))
+    for r in planned.rejected:
+        log.warning("bronze.%s: %s rejected, not read: %s", feed.name, r.name, r.message)
+    return transform.log_rows(feed, to_ingest, figures, planned.duplicates, planned.rejected, planned.replaces), rejected
 
 
 def record(ctx: RunContext, log_rows: list[dict], rejected: list, batch_id: str, now: datetime) -> None:
@@ -176,8 +214,8 @@ def _each_feed(ctx: RunContext, feeds: list[Feed], done: dict, landing_root: str
     """Feeds side by side, `settings.feed_concurrency` at a time: one feed's driver-side work (file
     hashing, GX, commits) overlaps another's Spark jobs, and one big file's single task does not
     leave the other cores idle. GX runs one validation at a time (its context is not thread-safe).
-    On a failure, futures are cancelled once the failure is seen in feed order (a feed queued behind
-    a slower one may still run), the running ones finish, and the first error is raised."""
+    A feed that fails does not stop the others: every feed runs, each failure is logged with its
+    feed, and the first is raised once all have finished (what they committed is recorded)."""
     gx_lock = threading.Lock()
 
     def one(feed: Feed) -> None:
@@ -186,15 +224,20 @@ def _each_feed(ctx: RunContext, feeds: list[Feed], done: dict, landing_root: str
         done[feed.name] = (rows, bad)
 
     workers = max(1, min(ctx.settings.feed_concurrency, len(feeds)))
+    failures: list[tuple[Feed, BaseException]] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bronze") as pool:
-        futures = [pool.submit(one, f) for f in feeds]
-        try:
-            for future in futures:
+        futures = [(f, pool.submit(one, f)) for f in feeds]
+        for feed, future in futures:
+            try:
                 future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+            except Exception as exc:  # noqa: BLE001 - reported below, the first one raised
+                failures.append((feed, exc))
+                log.error("bronze.%s failed, the other feeds go on: %s: %s", feed.name, type(exc).__name__,
+                          str(exc).splitlines()[0] if str(exc) else "")
+    if failures:
+        if len(failures) > 1:
+            log.error("bronze: %d feeds failed: %s", len(failures), ", ".join(f.name for f, _ in failures))
+        raise failures[0][1]
 
 
 def _gathered(feeds: list[Feed], done: dict) -> tuple[list[dict], list[DataFrame]]:

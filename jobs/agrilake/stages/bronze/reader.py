@@ -101,7 +101,10 @@ def header_facts(path: str, feed: Feed) -> tuple[list[str] | None, bool]:
     first = first.removeprefix("\ufeff")
     if first == "" or ('"' in first and not re.search(_python_pattern(RECORD), first)):
         return None, multi
-    return [h.strip() for h in next(csv.reader([first], strict=True))], multi
+    try:
+        return [h.strip() for h in next(csv.reader([first], strict=True))], multi
+    except csv.Error:  # e.g. a NUL byte: not a readable header, every line is quarantined
+        return None, multi
 
 
 def _py_line(raw: bytes) -> str:
@@ -120,7 +123,7 @@ def _scan(spark: SparkSession, landed, sha: str, **per_file: Column) -> DataFram
     is its line number. `one_task_per_file` keeps a big file from being split into several tasks,
     and the read fails loudly should it ever be.
     """
-    raw = spark.read.option("lineSep", "\n").text(landed.path)
+    raw = spark.read.option("lineSep", "\n").text(literal_path(landed.path))
     lines = raw.select(F.monotonically_increasing_id().alias("_id"), F.col("value").alias("_text"),
                        F.col("_metadata.file_block_start").alias("_block"))
     number = F.when(F.col("_block") == 0, F.col("_id").bitwiseAND(F.lit((1 << 33) - 1)) + 1).otherwise(
@@ -134,6 +137,15 @@ def _scan(spark: SparkSession, landed, sha: str, **per_file: Column) -> DataFram
         (~F.is_valid_utf8(F.col("_text"))).alias("_bad"),
         F.lit(sha).alias("_file_sha256"), F.lit(landed.name).alias("_file_name"),
         F.lit(landed.delivery_date).alias("_delivery_date"), *(c.alias(n) for n, c in per_file.items()))
+
+
+GLOB = re.compile(r"([\\{}\[\]*?])")
+
+
+def literal_path(path: str) -> str:
+    """`path` for Spark's file sources, which expand `{} [] * ?` as a pattern: each escaped, so a
+    landed file named `a[1].csv` is that file, not a pattern matching `a1.csv`."""
+    return GLOB.sub(r"\\\1", path)
 
 
 @contextmanager

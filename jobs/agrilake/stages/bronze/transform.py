@@ -55,21 +55,30 @@ def file_figures(parsed: DataFrame) -> DataFrame:
     )
 
 
-def log_rows(feed: Feed, files: list[tuple], figures: dict[str, dict], duplicates: list[tuple]) -> list[dict]:
-    """ops.ingest_log rows: one per file read (read = accepted + quarantined) and one per duplicate.
+def log_rows(feed: Feed, files: list[tuple], figures: dict[str, dict], duplicates: list[tuple],
+             rejected: list | None = None, replaces: dict[str, str] | None = None) -> list[dict]:
+    """ops.ingest_log rows: one per file read (read = accepted + quarantined), one per duplicate, one
+    per rejected landing entry (never read: landing.Rejected, its reason code first in the message).
 
     `files`: (LandedFile, sha) read this run; `figures`: file_figures() rows by SHA-256, as dicts;
-    `duplicates`: (LandedFile, sha, name of the file first ingested with that SHA-256).
+    `duplicates`: (LandedFile, sha, name of the file first ingested with that SHA-256);
+    `replaces`: sha of a new version of a logged name -> the sha it replaces.
     """
     out = []
+    replaces = replaces or {}
     for f, sha in files:
         fig = figures.get(sha) or {"ok": 0, "bad": 0, "cols": [], "missing": None}
         ok, bad, drift, missing = fig["ok"], fig["bad"], sorted(fig["cols"] or []), fig["missing"]
         status = "quarantined" if missing is not None else ("empty" if ok + bad == 0 else "ingested")
+        notes = [missing or ("schema drift: " + ", ".join(drift) if drift else None),
+                 f"new version of this file name (replaces SHA-256 {replaces[sha]})" if sha in replaces else None]
         out.append(dict(system=feed.system, feed=feed.feed, delivery_date=f.delivery_date, file_name=f.name,
                         file_sha256=sha, file_bytes=f.size, status=status, read=ok + bad, accepted=ok,
-                        quarantined=bad, schema_drift=drift,
-                        message=missing or ("schema drift: " + ", ".join(drift) if drift else None)))
+                        quarantined=bad, schema_drift=drift, message="; ".join(n for n in notes if n) or None))
+    for r in rejected or []:
+        out.append(dict(system=feed.system, feed=feed.feed, delivery_date=r.delivery_date, file_name=r.name,
+                        file_sha256=None, file_bytes=r.size, status="rejected", read=0, accepted=0,
+                        quarantined=0, schema_drift=[], message=r.message))
     for f, sha, first in duplicates:
         out.append(dict(system=feed.system, feed=feed.feed, delivery_date=f.delivery_date, file_name=f.name,
                         file_sha256=sha, file_bytes=f.size, status="duplicate", read=0, accepted=0,
