@@ -191,6 +191,36 @@ def test_upsert_feed_identical_content_is_a_duplicate_and_a_new_version_is_accep
     assert got[(SHA_A, 3)]["closed_date"] == date(2026, 11, 1)
 
 
+# --- ranking: reference feeds (no timestamp: the latest delivery wins) ------------------------------
+
+def bronze_division(code: str, **kw) -> dict[str, Any]:
+    return {"division_code": code, "name": "一村", "level": "village", "parent_code": "130123001000",
+            "urban_rural_code": "220", "valid_from": "2000-01-01", "valid_to": None, **kw}
+
+
+def test_a_reference_value_that_changes_back_is_a_new_version(spark):
+    """A division closes (B) and reopens (A again) in later deliveries: the reopening is a version of
+    its own, so the latest delivery (A) wins, as docs/metrics.md defines. A copy within one file is a
+    duplicate; the very row silver holds is accepted, not appended again."""
+    silver_a = silver_frame(spark, "divisions", [division(VILLAGE, "一村", "village", "130123001000",
+                                                          _file_sha256=SHA_A, _line=2, _delivery_date="2026-11-01")])
+    closed = {"valid_to": "2026-11-02"}
+    rows = [
+        bronze_division(VILLAGE, _delivery_date="2026-11-01"),                              # A:2 silver holds it
+        bronze_division(VILLAGE, _delivery_date="2026-11-02", _file_sha256="c" * 64, **closed),  # B, closed
+        bronze_division(VILLAGE, _delivery_date="2026-11-03", _file_sha256="d" * 64),       # A again: reopened
+        bronze_division(VILLAGE, _delivery_date="2026-11-03", _file_sha256="d" * 64),       # its copy in the file
+    ]
+    got = by_line(ranked(spark, "divisions", rows, [], silver_a))
+    assert {(k[0][0], k[1]): (r["_outcome"], r["_in_silver"]) for k, r in got.items()} == {
+        ("a", 2): ("accepted", True), ("c", 3): ("accepted", False), ("d", 4): ("accepted", False),
+        ("d", 5): ("duplicate", False)}
+    accepted = outcomes.accepted_rows(ranked(spark, "divisions", rows, [], silver_a),
+                                      CONTRACTS.silver_tables()["divisions"])
+    assert sorted((str(r._delivery_date), r.valid_to) for r in accepted.collect()) == [
+        ("2026-11-02", date(2026, 11, 2)), ("2026-11-03", None)]
+
+
 # --- ledger and quarantine rows ----------------------------------------------------------------
 
 def bronze_member(coop_id: str, ric_value: str, name: str, **kw) -> dict[str, Any]:

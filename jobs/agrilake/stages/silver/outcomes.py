@@ -2,8 +2,8 @@
 
 Every candidate bronze row gets exactly one outcome: `quarantined` (a rule failed in conform),
 `held` (a reference is not known yet: re-checked on every later run, released when it arrives),
-`duplicate` (its key, or for versioned feeds its whole content, is already in silver or earlier in
-this batch) or `accepted`. DataFrames in, DataFrames out; the shell (agrilake.stages.silver) reads
+`duplicate` (its key, or for upsert feeds its whole content, is already in silver or earlier in
+this batch; for reference feeds, the same content just before it in its file) or `accepted`. DataFrames in, DataFrames out; the shell (agrilake.stages.silver) reads
 and writes the tables.
 
 Silver is appended to, not MERGEd: a row is accepted at most once because its key (events) or its
@@ -87,8 +87,13 @@ def shape(checked: DataFrame, e: Entity, table: Table, feed: Feed, key: str, run
 
 def rank(shaped: DataFrame, table: Table, existing: DataFrame) -> DataFrame:
     """Adds `_outcome` and `_in_silver`. Events: one row per key, the first delivered (then file, then
-    line) wins. Versioned feeds: identical versions are one. Anything already in `existing` (silver)
-    is a duplicate, but for the very row silver holds (same file and line): accepted, `_in_silver`."""
+    line) wins. Upsert feeds (versioned by a timestamp): identical versions are one. Reference feeds
+    (no timestamp, the latest delivery wins): a row is a duplicate only of the row just before it for
+    its key in the same file; a value that comes back in a later delivery (A -> B -> A) is a new
+    version, or B would win for ever. Anything already in `existing` (silver) is a duplicate, but for
+    the very row silver holds (same file and line): accepted, `_in_silver`."""
+    if table.kind == "reference":
+        return _rank_reference(shaped, table, existing)
     business = business_columns(table)
     dedup_cols = list(table.key) if table.kind == "event" else ["_hash"]
     order = [F.col("_delivery_date"), F.col("_file_sha256"), F.col("_line")]
@@ -110,6 +115,24 @@ def rank(shaped: DataFrame, table: Table, existing: DataFrame) -> DataFrame:
                         .when(F.col("_exists") | (F.col("_rank") > 1), "duplicate")
                         .otherwise("accepted"))
             .drop("_at"))
+
+
+def _rank_reference(shaped: DataFrame, table: Table, existing: DataFrame) -> DataFrame:
+    """rank() for reference feeds. A file is read whole in one batch, so a copy within it is always
+    ranked beside its original; across files every version is kept, which keeps "the latest delivery
+    wins" exact even when an older delivery arrives late."""
+    ok = F.col("_reason").isNull() & F.col("_held").isNull()
+    before = F.lag("_hash").over(Window.partitionBy(ok, *table.key, "_file_sha256").orderBy("_line"))
+    held_here = existing.select("_file_sha256", "_line").distinct().withColumn("_exists", F.lit(True))
+    return (shaped.withColumn("_copy", ok & F.coalesce(before == F.col("_hash"), F.lit(False)))
+            .join(held_here, ["_file_sha256", "_line"], "left")
+            .withColumn("_in_silver", ok & F.coalesce(F.col("_exists"), F.lit(False)))
+            .withColumn("_outcome", F.when(F.col("_reason").isNotNull(), "quarantined")
+                        .when(F.col("_held").isNotNull(), "held")
+                        .when(F.col("_in_silver"), "accepted")
+                        .when(F.col("_copy"), "duplicate")
+                        .otherwise("accepted"))
+            .drop("_copy"))
 
 
 def accepted_rows(ranked: DataFrame, table: Table) -> DataFrame:
