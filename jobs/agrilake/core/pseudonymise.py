@@ -2,7 +2,14 @@
 
 The key comes from AGRILAKE_PSEUDO_KEY, or from the password of the Airflow connection named by
 AGRILAKE_PSEUDO_KEY_CONN_ID; outside demo mode (AGRILAKE_DEMO=1) a run without one refuses to start.
-The key is never logged and never written anywhere.
+The key is never logged and never written anywhere. What is written is its fingerprint (an HMAC of a
+fixed label under the key: it names the key without revealing it), as the table property
+`agrilake.person_key.fingerprint` of every silver table holding person keys and in every export
+manifest: a run whose key has another fingerprint refuses to append (keys under two secrets would
+split one person in two), and a consumer can tell a key rotation from a change of people.
+
+The public demo key only ever pseudonymises the local demo: with an object-store lakehouse or an S3
+endpoint that is not on this machine, demo mode refuses to start.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from urllib.parse import urlparse
 
 from agrilake.core.settings import DEMO_PSEUDO_KEY, Settings
 
@@ -18,6 +26,27 @@ log = logging.getLogger(__name__)
 
 class MissingSecret(RuntimeError):
     pass
+
+
+class KeyMismatch(RuntimeError):
+    """The lakehouse holds person keys made with another key; the message says what to do."""
+
+
+FINGERPRINT_PROPERTY = "agrilake.person_key.fingerprint"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def fingerprint(key: str) -> str:
+    """What identifies a pseudonymisation key without revealing it (16 hex digits)."""
+    return hmac.new(key.encode("utf-8"), b"agrilake person_key fingerprint v1", hashlib.sha256).hexdigest()[:16]
+
+
+def _demo_refusal(settings: Settings) -> str | None:
+    if "://" in settings.lakehouse and not settings.lakehouse.startswith("file:"):
+        return f"the lakehouse {settings.lakehouse} is not a local folder"
+    if settings.s3_endpoint and urlparse(settings.s3_endpoint).hostname not in LOCAL_HOSTS:
+        return f"the S3 endpoint {settings.s3_endpoint} is not on this machine"
+    return None
 
 
 def resolve_key(settings: Settings) -> str:
@@ -32,6 +61,10 @@ def resolve_key(settings: Settings) -> str:
             return password
         raise MissingSecret(f"Airflow connection {conn_id!r} has no password: put the pseudonymisation key there")
     if settings.demo_mode:
+        refusal = _demo_refusal(settings)
+        if refusal:
+            raise MissingSecret(f"AGRILAKE_DEMO=1 but {refusal}: the public demo key only pseudonymises the local "
+                                "demo's synthetic data; set AGRILAKE_PSEUDO_KEY (or AGRILAKE_PSEUDO_KEY_CONN_ID)")
         log.warning("pseudonymising with the PUBLIC DEMO KEY (AGRILAKE_DEMO=1): synthetic data only")
         return DEMO_PSEUDO_KEY
     raise MissingSecret(

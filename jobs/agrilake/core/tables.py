@@ -72,6 +72,17 @@ def create_if_missing(ctx, layer: str, name: str, ddl: str, *, partition_by: Ite
     return True
 
 
+def properties(ctx, layer: str, name: str) -> dict[str, str]:
+    """The table's properties (TBLPROPERTIES), from its latest snapshot."""
+    return {r["key"]: r["value"] for r in ctx.spark.sql(f"SHOW TBLPROPERTIES delta.`{path(ctx, layer, name)}`").collect()}
+
+
+def set_properties(ctx, layer: str, name: str, props: dict[str, str]) -> None:
+    """One metadata commit setting `props`."""
+    pairs = ", ".join(f"{_sql_text(k)} = {_sql_text(v)}" for k, v in props.items())
+    ctx.spark.sql(f"ALTER TABLE delta.`{path(ctx, layer, name)}` SET TBLPROPERTIES ({pairs})")
+
+
 def append(ctx, df, layer: str, name: str, *, txn_app_id: str | None = None, txn_version: int | None = None) -> None:
     """Append; with txnAppId/txnVersion Delta skips a write it has already committed (exactly-once)."""
     writer = df.write.format("delta").mode("append")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from agrilake.core import audit, dates, faults, ops, tables
+from agrilake.core import audit, dates, faults, ops, pseudonymise, tables
 from agrilake.core.context import RunContext
 from agrilake.core.pseudonymise import MissingSecret, resolve_key
 from agrilake.stages.silver import outcomes
@@ -58,8 +58,12 @@ def conform_entity(ctx: RunContext, e: Entity, as_of: date, run_id: str, key: st
 
     feed = ctx.contracts.feed(e.feed)
     table = ctx.contracts.silver_tables()[e.table]
-    tables.create_if_missing(ctx, "silver", e.table, table.ddl, partition_by=["_delivery_date"],
-                             comments={c.name: c.description for c in table.columns}, constraints=e.constraints)
+    marks = {pseudonymise.FINGERPRINT_PROPERTY: pseudonymise.fingerprint(key)} if e.pseudonymised else None
+    created = tables.create_if_missing(ctx, "silver", e.table, table.ddl, partition_by=["_delivery_date"],
+                                       comments={c.name: c.description for c in table.columns},
+                                       constraints=e.constraints, properties=marks)
+    if marks and not created:
+        same_key(ctx, e.table, marks[pseudonymise.FINGERPRINT_PROPERTY])
     counts = {"table": e.table, "candidates": 0, "accepted": 0, "quarantined": 0, "duplicate": 0, "held": 0}
     if not tables.exists(ctx, "bronze", feed.name):
         return counts, None
@@ -102,6 +106,20 @@ def conform_entity(ctx: RunContext, e: Entity, as_of: date, run_id: str, key: st
     was_held = sum(g["count"] for g in groups if g["_was_held"])
     return counts, Published(e, ranked, sorted({g["sha"] for g in groups if g["sha"]}), was_held,
                              counts["candidates"] - was_held)
+
+
+def same_key(ctx: RunContext, table: str, mine: str) -> None:
+    """Refuse to add person keys to a table whose keys were made with another key (a table from before
+    fingerprints gets this run's: the first run after the upgrade vouches for its key)."""
+    theirs = tables.properties(ctx, "silver", table).get(pseudonymise.FINGERPRINT_PROPERTY)
+    if theirs is None:
+        tables.set_properties(ctx, "silver", table, {pseudonymise.FINGERPRINT_PROPERTY: mine})
+    elif theirs != mine:
+        raise pseudonymise.KeyMismatch(
+            f"silver.{table} holds person keys made with the key of fingerprint {theirs}; this run's key has "
+            f"fingerprint {mine}. Mixing them would split every person in two. Run with the key that made the "
+            "lakehouse, or, for a deliberate key rotation, rebuild silver and gold from bronze with the new key "
+            "(docs/operations.md, key rotation).")
 
 
 def record(ctx: RunContext, published: list[Published], as_of: date, run_id: str) -> None:
@@ -245,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = context.from_env(f"agrilake-silver-{args.domain or 'all'}")
     try:
         counts = run(ctx, args.domain, dates.resolve(ctx, args.date))
-    except (quality.QualityGateFailed, MissingSecret) as exc:
+    except (quality.QualityGateFailed, MissingSecret, pseudonymise.KeyMismatch) as exc:
         print(f"silver: {exc}", file=sys.stderr)
         return 1
     print(f"{'table':<22} {'rows':>8} {'accepted':>8} {'quarant.':>8} {'dups':>6} {'held':>6}")
