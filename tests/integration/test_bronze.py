@@ -178,3 +178,24 @@ def test_hostile_landing_entries_are_recorded_and_every_good_file_ingested(ctx, 
     assert len(versions) == 2 and len({r.file_sha256 for r in versions}) == 2
     assert [r.message for r in versions if r.message and "new version" in r.message]
     assert "S4" in {r.sale_id for r in tables.read(ctx, "bronze", "coop_sales").collect()}
+
+
+def test_a_failing_feed_does_not_stop_the_others(ctx, landing_root, monkeypatch):
+    """One feed raising (here: injected into its ingest) fails the run only after every other feed was
+    ingested and recorded; the rerun takes the failed feed alone."""
+    real = bronze.ingest_feed
+
+    def coops_fail(ctx_, feed, *args, **kwargs):
+        if feed.name == "coop_cooperatives":
+            raise RuntimeError("injected failure of coop_cooperatives")
+        return real(ctx_, feed, *args, **kwargs)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(bronze, "ingest_feed", coops_fail)
+        with pytest.raises(RuntimeError, match="injected failure"):
+            bronze.ingest(ctx, "coop", D1, str(landing_root))
+    logged = {r.file_name for r in tables.read(ctx, "ops", "ingest_log").collect()}
+    assert "coop/sales/2026-11-01/sales-1.jsonl" in logged and not tables.exists(ctx, "bronze", "coop_cooperatives")
+    rows = bronze.ingest(ctx, "coop", D1, str(landing_root))
+    assert {r["feed"] for r in rows} == {"cooperatives"}
+    assert tables.read(ctx, "bronze", "coop_cooperatives").count() == 2 and tables.read(ctx, "bronze", "coop_sales").count() == 3
