@@ -24,8 +24,10 @@ import pytest
 from botocore.exceptions import ClientError
 from stdnum.cn import uscc
 
+import agrilake.stages.gold as gold
 from agrilake import __version__
 from agrilake.core import ops, tables
+from agrilake.core.contracts import GOLD_TABLES
 from agrilake.services.objectstore import ObjectStore, port_is_free, s3_client
 from agrilake.stages import export
 
@@ -88,7 +90,10 @@ def coop_rows(d: date, n: int, *, status: str = "active"):
 
 
 def write_partition(ctx, name: str, d: date, df) -> None:
+    """Write one gold partition and record D's publication as the gold stage does after its four commits
+    (exports read the versions of D's latest complete publication)."""
     tables.replace_partition(ctx, df, "gold", name, "as_of_date", d.isoformat())
+    gold.record_publication(ctx, d, "test-publish", {t: 0 for t in GOLD_TABLES if tables.exists(ctx, "gold", t)})
 
 
 def write_coops(ctx, d: date, n: int, **kw) -> None:

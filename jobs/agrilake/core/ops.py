@@ -105,6 +105,19 @@ def latest_dq(ctx, table: str, partition: str = "") -> dict | None:
     }
 
 
+def gold_publication(ctx, as_of) -> dict | None:
+    """The latest complete gold publication of as-of date D (ops.gold_publications): {"run_id",
+    "versions", "row_counts"}, or None when no publish of D has completed."""
+    from pyspark.sql import functions as F
+
+    if not tables.exists(ctx, "ops", "gold_publications"):
+        return None
+    row = (tables.read(ctx, "ops", "gold_publications").where(F.col("as_of_date") == F.lit(as_of))
+           .orderBy(F.col("published_at").desc()).first())
+    return None if row is None else {"run_id": row.run_id, "versions": dict(row.versions),
+                                     "row_counts": dict(row.row_counts)}
+
+
 def record_exports(ctx, rows: list[dict]) -> None:
     """Append export attempts (complete, failed or refused) to ops.export_manifests, in one commit."""
     if not rows:

@@ -81,6 +81,16 @@ def sort_keys(contracts, dataset: str) -> list[str]:
     return [k for k in contracts.gold_table(dataset).key if k != "as_of_date"]
 
 MANIFEST = "_manifest.json"
+
+
+def person_key_fingerprint(ctx) -> str | None:
+    """The fingerprint of the key behind the lakehouse's person keys (silver's, which gold's come from)."""
+    from agrilake.core import tables
+    from agrilake.core.pseudonymise import FINGERPRINT_PROPERTY
+
+    if not tables.exists(ctx, "silver", "members"):
+        return None
+    return tables.properties(ctx, "silver", "members").get(FINGERPRINT_PROPERTY)
 MANIFEST_VERSION = 1
 PARQUET_TYPE = "application/vnd.apache.parquet"
 MIB = 1024 * 1024
@@ -416,14 +426,20 @@ class ExportResult:
 
 
 def _read_gold(ctx, dataset: str, as_of: date):
-    """The gold partition of D, pinned to one table version so every read of it agrees."""
+    """The gold partition of D at the version of D's latest complete publication (ops.gold_publications):
+    the four tables of a date are four commits, and an export must never mix a publish killed between
+    them with the one before."""
     from pyspark.sql import functions as F
 
-    from agrilake.core import tables
+    from agrilake.core import ops, tables
 
     if not tables.exists(ctx, "gold", dataset):
         raise ExportError(f"gold.{dataset} does not exist at {tables.path(ctx, 'gold', dataset)}: build gold first")
-    version = tables.history(ctx, "gold", dataset, 1).select("version").first()[0]
+    published = ops.gold_publication(ctx, as_of)
+    if published is None or dataset not in published["versions"]:
+        raise ExportError(f"gold for {as_of} has no complete publication of {dataset} (ops.gold_publications): "
+                          f"build it, or rerun a publish that was interrupted: agrilake gold --date {as_of}")
+    version = published["versions"][dataset]
     df = tables.read(ctx, "gold", dataset, version=version).where(F.col("as_of_date") == F.lit(as_of))
     return df, version
 
@@ -485,6 +501,8 @@ def export_dataset(ctx, client, *, platform: str, dataset: str, as_of: date) -> 
             "quality": quality,
             "disclosure_control": suppression,
             "source": {"table": f"gold.{dataset}", "delta_version": version},
+            # which secret made the person keys (agrilake.core.pseudonymise): a new value is a key rotation
+            "person_key_fingerprint": person_key_fingerprint(ctx) if "person_key" in df.columns else None,
             "pipeline_version": __version__,
             "produced_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         }
@@ -582,13 +600,14 @@ def main(argv: list[str] | None = None) -> int:
     s = ctx.settings
     parser = argparse.ArgumentParser(prog="agrilake export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--platform", required=True, choices=sorted(PLATFORMS))
-    dates.add_date_options(parser, what="as-of date D")
+    dates.add_date_options(parser, what="as-of date D", ranges=True)
     parser.add_argument("--dataset", action="append", help="only this dataset (repeatable)")
     parser.add_argument("--link", action="store_true", help="after exporting, print a presigned link per manifest")
     parser.add_argument("--links-only", action="store_true", help="print links for an existing export, no export")
     parser.add_argument("--expires", type=int, default=s.export_link_expiry_s,
                         help=f"link lifetime in seconds (default AGRILAKE_EXPORT_LINK_EXPIRY={s.export_link_expiry_s})")
     args = parser.parse_args(argv)
+    wanted = dates.from_options(args)
     for d in args.dataset or ():
         if d not in PLATFORMS[args.platform]:
             parser.error(f"{d!r} is not a {args.platform} dataset: {', '.join(PLATFORMS[args.platform])}")
@@ -596,15 +615,15 @@ def main(argv: list[str] | None = None) -> int:
         target = resolve_target(s)
         log.info("S3 endpoint %s", target.describe())
         client = s3_client(target)
-        args.date = dates.resolve(ctx, args.date)  # `latest` needs the ingest log, so a session
-        if not args.links_only:
-            # Each result is logged; stdout is kept for the links, so scripts can read them.
-            export_platform(ctx, args.platform, args.date, client=client, datasets=args.dataset)
-        if args.link or args.links_only:
-            log.info("signing links as %s", mask(target.access_key))
-            for dataset, url, expiry in manifest_links(client, args.platform, args.date, expires=args.expires,
-                                                       settings=s, datasets=args.dataset):
-                print(f"link {dataset} as_of={args.date} (expires {expiry:%Y-%m-%dT%H:%M:%SZ}): {url}")
+        for day in dates.resolve_all(ctx, wanted):  # `latest` needs the ingest log, so a session
+            if not args.links_only:
+                # Each result is logged; stdout is kept for the links, so scripts can read them.
+                export_platform(ctx, args.platform, day, client=client, datasets=args.dataset)
+            if args.link or args.links_only:
+                log.info("signing links as %s", mask(target.access_key))
+                for dataset, url, expiry in manifest_links(client, args.platform, day, expires=args.expires,
+                                                           settings=s, datasets=args.dataset):
+                    print(f"link {dataset} as_of={day} (expires {expiry:%Y-%m-%dT%H:%M:%SZ}): {url}")
     except ExportError as exc:
         print(f"agrilake export: {exc}", file=sys.stderr)
         return 1

@@ -13,13 +13,13 @@ import argparse
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from agrilake.core import audit, dates, ops, tables
+from agrilake.core import audit, dates, faults, ops, tables
 from agrilake.core.context import RunContext
 from agrilake.core.contracts import GOLD_TABLES, Contracts, packaged
 from agrilake.stages.gold.asof import divisions_state, upsert_state
@@ -117,6 +117,18 @@ def suite(ctx: RunContext, name: str, expected_rows: int) -> list[dict[str, Any]
     ]
 
 
+def record_publication(ctx: RunContext, as_of: date, run_id: str, written: dict[str, int]) -> None:
+    """One ops.gold_publications row once every table of the date is written: the versions a reader
+    must use to see the date whole (a publish killed between its commits records nothing, and readers
+    keep the date's previous publication until a rerun completes)."""
+    faults.crash_point("before_gold_publication")
+    versions = {name: tables.history(ctx, "gold", name, 1).select("version").first()[0] for name in written}
+    ops.create(ctx, "gold_publications")
+    row = {"as_of_date": as_of, "run_id": run_id, "versions": versions, "row_counts": written,
+           "published_at": datetime.now(UTC).replace(tzinfo=None)}
+    tables.append(ctx, ops.rows_df(ctx, ops.ddl(ctx, "gold_publications"), [row]), "ops", "gold_publications")
+
+
 def publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, *, run_id: str | None = None) -> dict[str, int]:
     """Build, validate, record and (if every critical expectation passed) write one as-of date.
     Returns the row count written per table; raises QualityGateFailed and writes nothing otherwise."""
@@ -142,9 +154,11 @@ def publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, *, run_i
             tables.create_if_missing(ctx, "gold", name, contract.ddl, partition_by=[PARTITION_COLUMN],
                                      comments={c.name: c.description for c in contract.columns})
             tables.replace_partition(ctx, frames[name], "gold", name, PARTITION_COLUMN, as_of.isoformat())
+            faults.crash_point("after_gold_table")
 
         _side_by_side(ctx, write, list(frames))
         written = {name: expected[name] for name in frames}
+        record_publication(ctx, as_of, run_id, written)
         log.info("gold %s published: %s", as_of, written)
         return written
     finally:
