@@ -1,6 +1,7 @@
 """Export DAG: the curated datasets to the platforms' buckets (docs/metrics.md, Exports).
 
-Scheduled on the gold Assets, so it runs only after a gold publish passed its quality gate. The
+Scheduled on the gold Assets, so it runs only after a gold publish passed its quality gate, and
+exports each date that publish built (the dates its Asset events carry; by hand: `params.date`). The
 bank gets the credit profiles, the government the aggregate datasets; each dataset lands under
 `<bucket>/<dataset>/as_of=D/` with `_manifest.json` written last. S3 credentials come from the
 Airflow connection named by AGRILAKE_S3_CONN_ID, or the environment; they never appear in logs.
@@ -28,4 +29,4 @@ with DAG(
         # spark=False: the export reads S3 credentials from an Airflow connection, which only the
         # task's own process can do; its Spark session still uses AGRILAKE_SPARK_MASTER.
         wiring.stage_task(f"export_{platform}", "agrilake.stages.export", ["--platform", platform, "--date", "{{ params.date }}"],
-                   spark=False)
+                          spark=False, dates_from=wiring.gold_groups())

@@ -1,8 +1,10 @@
 """Gold DAG: the credit and logistics datasets (docs/metrics.md) for one as-of date, write-audit-publish.
 
-Scheduled when every silver domain has published; builds the four gold tables for `params.date`
-(default: the newest delivery ingested), validates each with its GX suite and only then replaces
-that date's partition. A failed critical expectation fails the task, names the expectation, and
+Scheduled when every silver domain has published; builds the four gold tables for each date the
+silver Asset events carry, up to the newest date every domain has delivered (a date some domain
+has not delivered yet waits, and the log says for which: agrilake.orchestration.rundates); by hand,
+for `params.date` (default: the newest delivery ingested). Each is validated with its GX suite and
+only then replaces that date's partition. A failed critical expectation fails the task, names the expectation, and
 so stops the export DAG (it is scheduled on the gold Assets, which are not updated).
 """
 
@@ -25,4 +27,4 @@ with DAG(
     tags=["agrilake", "gold"],
 ):
     wiring.stage_task("build_and_publish", "agrilake.stages.gold", ["--date", "{{ params.date }}"],
-               outlets=wiring.gold_assets())
+                      outlets=wiring.gold_assets(), dates_from=wiring.silver_groups())

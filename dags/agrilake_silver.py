@@ -1,8 +1,10 @@
 """Silver DAGs, one per domain, scheduled on the bronze Assets they read.
 
-They conform every bronze row delivered up to the run's date that silver has not settled yet
-(`params.date`, default: the newest delivery ingested), release held rows whose reference arrived,
-and publish the silver Assets that schedule the gold DAG.
+They conform every bronze row delivered up to the run's date that silver has not settled yet,
+release held rows whose reference arrived, and publish the silver Assets that schedule the gold DAG.
+The run's date comes from the bronze Asset events that triggered it: the newest date every system of
+the domain has delivered (agrilake.orchestration.rundates). A run triggered by hand builds
+`params.date` (default: the newest delivery ingested).
 """
 
 from airflow.sdk import DAG, Param
@@ -25,4 +27,5 @@ for domain, systems in wiring.domains().items():
         tags=["agrilake", "silver", domain],
     ):
         wiring.stage_task("conform", "agrilake.stages.silver", ["--date", "{{ params.date }}", "--domain", domain],
-                          outlets=wiring.silver_assets(domain))
+                          outlets=wiring.silver_assets(domain), dates_from=wiring.bronze_groups(systems),
+                          cumulative=True)

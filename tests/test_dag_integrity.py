@@ -37,6 +37,7 @@ for dag_id, dag in bag.dags.items():
                    if type(t).__name__ == "StageSubmit" else type(t).__name__,
                    "outlets": sorted(getattr(o, "name", "") for o in t.outlets),
                    "failure_callback": bool(t.on_failure_callback),
+                   "dates_from": (getattr(t, "op_kwargs", None) or {}).get("dates_from"),
                    "py_files_or_zip": getattr(t, "application", None),
                    "jars": getattr(t, "_jars", None) or getattr(t, "jars", None),
                    "timeout": t.execution_timeout.total_seconds() if t.execution_timeout else None}
@@ -121,6 +122,10 @@ def test_the_chain_is_driven_by_assets(dagbag):
         for dag_id in chained:
             waits = dags[dag_id]["schedule_assets"]
             assert waits and all(a.startswith(upstream) for a in waits), (dag_id, waits)
+    for dag_id in dags:  # each asset-triggered task builds the dates of the events that triggered it
+        if dag_id.startswith(tuple(layer_of)):
+            for t in dags[dag_id]["tasks"]:
+                assert sorted(t["dates_from"] or {}) == dags[dag_id]["schedule_assets"], (dag_id, t["id"])
     ingest = [dag_id for dag_id in dags if dag_id.startswith("agrilake_ingest_")]
     assert {o for dag_id in ingest for t in dags[dag_id]["tasks"] for o in t["outlets"]} == {
         a for dag_id in dags if dag_id.startswith("agrilake_silver") for a in dags[dag_id]["schedule_assets"]}

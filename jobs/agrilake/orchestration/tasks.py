@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from agrilake.core.contracts import GOLD_TABLES, SILVER_DOMAINS, Contracts
@@ -25,12 +25,83 @@ class StageFailed(RuntimeError):
     """A pipeline stage returned a non-zero exit code: the task must fail, not succeed quietly."""
 
 
-def run_stage(module: str, argv: list[str]) -> int:
-    """Run `module.main(argv)` in the task's process; a non-zero exit code fails the task."""
-    rc = importlib.import_module(module).main(list(argv))
+def run_stage(module: str, argv: list[str], dates_from: dict[str, str] | None = None, cumulative: bool = False,
+              **context) -> int:
+    """Run `module.main(argv)` in the task's process; a non-zero exit code fails the task.
+
+    `dates_from`: Asset name -> upstream group; the run builds the dates its triggering Asset events
+    carry (orchestration.rundates) instead of `--date` as given. The dates built go into the
+    `extra` of the task's own Asset events."""
+    argv, built = run_dates(module, list(argv), dates_from, cumulative, context)
+    if built == []:
+        return 0
+    rc = importlib.import_module(module).main(argv)
     if rc:
         raise StageFailed(f"{module} {' '.join(argv)} exited with {rc}; see the log above for what failed")
+    record_dates(context, built)
     return 0
+
+
+def _date_args(argv: list[str]) -> list[date] | None:
+    """The dates `--date D` or `--from D1 --to D2` name in `argv` (None for `latest` or none)."""
+    from agrilake.core import dates
+
+    named = {flag: argv[i + 1] for i, flag in enumerate(argv[:-1]) if flag in ("--date", "--from", "--to")}
+    try:
+        if "--date" in named:
+            return [date.fromisoformat(named["--date"])]
+        if "--from" in named:
+            start = date.fromisoformat(named["--from"])
+            return dates.days(start, date.fromisoformat(named.get("--to", named["--from"])))
+    except ValueError:
+        return None
+    return None
+
+
+def _without_dates(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--date", "--from", "--to"):
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
+def run_dates(module: str, argv: list[str], dates_from: dict[str, str] | None, cumulative: bool,
+              context: dict) -> tuple[list[str], list[date] | None]:
+    """(argv to run, dates it builds; [] = nothing to build now, None = not known before it runs)."""
+    from agrilake.orchestration import rundates
+
+    events = context.get("triggering_asset_events") or {}
+    if dates_from and events:
+        extras = {getattr(a, "name", str(a)): [getattr(e, "extra", None) for e in evs] for a, evs in events.items()}
+        covered, waiting = rundates.plan(extras, dates_from)
+        for d, group in sorted(waiting.items()):
+            log.warning("%s: %s waits for %s to deliver it; a later run builds it", module, d, group)
+        if covered:
+            rest = _without_dates(argv)
+            picked = ["--date", covered[-1].isoformat()] if cumulative else [
+                "--from", covered[0].isoformat(), "--to", covered[-1].isoformat()]
+            log.info("%s builds %s (from the dates of its triggering Asset events)", module,
+                     covered[-1] if cumulative else f"{covered[0]}..{covered[-1]}")
+            return rest + picked, covered
+        if waiting:
+            return argv, []
+        # events without dates (runs triggered by hand upstream): `--date` as given, `latest` included
+    return argv, _date_args(argv)
+
+
+def record_dates(context: dict, built: list[date] | None) -> None:
+    """Put the dates this task built into the `extra` of each Asset event it emits."""
+    events = context.get("outlet_events")
+    task = context.get("task")
+    if not built or events is None or task is None:
+        return
+    for outlet in getattr(task, "outlets", None) or []:
+        events[outlet].extra = {"dates": [d.isoformat() for d in built]}
 
 
 def on_failure(context) -> None:
@@ -116,6 +187,16 @@ class Wiring:
     def gold_assets(self) -> list:
         return [asset("gold", t) for t in GOLD_TABLES]
 
+    # Asset name -> the upstream group whose deliveries it stands for (orchestration.rundates).
+    def bronze_groups(self, systems: list[str]) -> dict[str, str]:
+        return {a.name: s for s in systems for a in self.bronze_assets(s)}
+
+    def silver_groups(self) -> dict[str, str]:
+        return {a.name: d for d in SILVER_DOMAINS for a in self.silver_assets(d)}
+
+    def gold_groups(self) -> dict[str, str]:
+        return {a.name: "gold" for a in self.gold_assets()}
+
     def stage_task(self, task_id: str, module: str, argv: list[str], *, spark: bool = True, **kwargs):
         return stage_task(self.settings, task_id, module, argv, spark=spark, **kwargs)
 
@@ -149,7 +230,8 @@ SPARK_CONN_ID = "agrilake_spark"
 SUBMIT_ENTRY = Path(__file__).resolve().parents[3] / "infra" / "spark_submit_entry.py"
 
 
-def stage_task(settings: Settings, task_id: str, module: str, argv: list[str], *, spark: bool = True, **kwargs):
+def stage_task(settings: Settings, task_id: str, module: str, argv: list[str], *, spark: bool = True,
+               dates_from: dict[str, str] | None = None, cumulative: bool = False, **kwargs):
     """An Airflow task that runs one pipeline stage for the run's date (argv may use {{ ds }}).
 
     With a local master (the embedded default) the stage runs in the task's process. With
@@ -158,13 +240,13 @@ def stage_task(settings: Settings, task_id: str, module: str, argv: list[str], *
     `spark=False` marks a stage that needs no cluster (the export only reads Delta and talks S3).
     """
     if spark and not settings.is_local:
-        return submit_task(task_id, module, argv, settings, **kwargs)
+        return submit_task(task_id, module, argv, settings, dates_from=dates_from, cumulative=cumulative, **kwargs)
     from airflow.providers.standard.operators.python import PythonOperator
 
     return PythonOperator(
         task_id=task_id,
         python_callable=run_stage,
-        op_kwargs={"module": module, "argv": argv},
+        op_kwargs={"module": module, "argv": argv, "dates_from": dates_from, "cumulative": cumulative},
         **kwargs,
     )
 
@@ -200,7 +282,8 @@ def ensure_spark_connection(master: str) -> None:
         os.environ[f"AIRFLOW_CONN_{SPARK_CONN_ID.upper()}"] = json.dumps({"conn_type": "spark", "host": master})
 
 
-def submit_task(task_id: str, module: str, argv: list[str], settings, **kwargs):
+def submit_task(task_id: str, module: str, argv: list[str], settings, *, dates_from: dict[str, str] | None = None,
+                cumulative: bool = False, **kwargs):
     """A SparkSubmitOperator for one stage on the cluster master of the settings."""
     import sys
 
@@ -208,6 +291,15 @@ def submit_task(task_id: str, module: str, argv: list[str], settings, **kwargs):
 
     class StageSubmit(SparkSubmitOperator):
         def execute(self, context):
+            args, built = run_dates(module, list(self.application_args[1:]), dates_from, cumulative, context)
+            if built == []:
+                return None
+            self.application_args = [self.application_args[0], *args]
+            self._execute_stage(context)
+            record_dates(context, built)
+            return None
+
+        def _execute_stage(self, context):
             ensure_spark_connection(settings.spark_master)
             zip_path = build_package_zip(settings.home / "data" / "dist" / f"agrilake-{self.task_id}.zip")
             self.py_files = str(zip_path)
@@ -229,6 +321,9 @@ def submit_task(task_id: str, module: str, argv: list[str], settings, **kwargs):
             "spark.pyspark.python": sys.executable,
             "spark.pyspark.driver.python": sys.executable,
             "spark.driver.memory": settings.driver_memory,
+            # the submitted driver's JVM starts before the stage reads its settings: pass them here
+            **({"spark.driver.extraJavaOptions": settings.jvm_options,
+                "spark.executor.extraJavaOptions": settings.jvm_options} if settings.jvm_options else {}),
         },
         verbose=False,
         **kwargs,
