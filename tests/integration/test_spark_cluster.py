@@ -41,7 +41,8 @@ def _wait_for(log: Path, pattern: str, proc: subprocess.Popen, timeout: float = 
 def standalone_cluster(tmp_path_factory):
     """A real standalone master + one worker (2 cores, 1 GB), stopped with their process groups."""
     logs = tmp_path_factory.mktemp("spark_cluster")
-    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", SPARK_LOG_DIR=str(logs), SPARK_WORKER_DIR=str(logs / "work"))
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", SPARK_LOG_DIR=str(logs), SPARK_WORKER_DIR=str(logs / "work"),
+               SPARK_DAEMON_JAVA_OPTS=os.environ.get("AGRILAKE_JVM_OPTIONS", ""))  # the suite's JVM tuning
     port = free_port()
     master_url = f"spark://127.0.0.1:{port}"
     procs = []

@@ -50,7 +50,8 @@ def installed(tmp_path_factory) -> tuple[Path, dict, Path]:
     home, work = tmp / "home", tmp / "work"
     home.mkdir()
     work.mkdir()
-    keep = ("HOME", "JAVA_HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONDONTWRITEBYTECODE")
+    keep = ("HOME", "JAVA_HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONDONTWRITEBYTECODE",
+            "AGRILAKE_JVM_OPTIONS")  # the suite's JVM tuning (infra/run_tests.sh), not a path into the checkout
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.update(PATH=f"{venv / 'bin'}{os.pathsep}/usr/local/bin{os.pathsep}/usr/bin{os.pathsep}/bin",
                AGRILAKE_HOME=str(home), AGRILAKE_JARS=str(ROOT / ".jars"), AIRFLOW_HOME=str(home / "airflow"),

@@ -36,7 +36,7 @@ def test_missing_jars_say_how_to_fix(tmp_path):
 
 
 def test_spark_conf_has_delta_and_loopback():
-    conf = spark_conf(Settings.from_env(), test=True)
+    conf = spark_conf(Settings.from_env(jvm_options=""), test=True)
     assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     assert conf["spark.sql.catalog.spark_catalog"].endswith("DeltaCatalog")
     assert "delta-spark" in conf["spark.jars"] and "delta-storage" in conf["spark.jars"]
@@ -51,6 +51,21 @@ def test_jvm_options_reach_driver_and_executors_and_keep_the_catalog_options(tmp
     assert conf["spark.driver.extraJavaOptions"] == conf["spark.executor.extraJavaOptions"] == "-XX:+UseG1GC"
     with_catalog = spark_conf(settings, catalog_dir=str(tmp_path))["spark.driver.extraJavaOptions"]
     assert with_catalog.startswith("-XX:+UseG1GC ") and f"-Dderby.system.home={tmp_path}" in with_catalog
+
+
+def test_only_analyst_sessions_load_the_read_only_guard(tmp_path):
+    settings = Settings.from_env()
+    pipeline, analyst = spark_conf(settings), spark_conf(settings, catalog_dir=str(tmp_path))
+    assert "ReadOnlyCatalog" not in pipeline["spark.sql.extensions"] and "guard" not in pipeline["spark.jars"]
+    assert analyst["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension,org.agrilake.spark.ReadOnlyCatalog"
+    assert analyst["spark.jars"].endswith("," + str(settings.guard_jar)) and settings.guard_jar.is_file()
+    delta_only = tmp_path / "jars"
+    delta_only.mkdir()
+    for jar in settings.delta_jars():
+        (delta_only / jar.name).symlink_to(jar)
+    assert spark_conf(settings.replace(jars_dir=delta_only))  # the pipeline needs no guard
+    with pytest.raises(RuntimeMissing, match="read-only guard .* run `make setup`"):
+        spark_conf(settings.replace(jars_dir=delta_only), catalog_dir=str(tmp_path))
 
 
 def test_session_is_delta_enabled(spark):
