@@ -55,7 +55,8 @@ def installed(tmp_path_factory) -> tuple[Path, dict, Path]:
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.update(PATH=f"{venv / 'bin'}{os.pathsep}/usr/local/bin{os.pathsep}/usr/bin{os.pathsep}/bin",
                AGRILAKE_HOME=str(home), AGRILAKE_JARS=str(ROOT / ".jars"), AIRFLOW_HOME=str(home / "airflow"),
-               AGRILAKE_DEMO="1", AGRILAKE_SPARK_MASTER="local[2]", SPARK_LOCAL_IP="127.0.0.1",
+               AGRILAKE_DEMO="1", AGRILAKE_SPARK_MASTER="local[2]", AGRILAKE_SHUFFLE_PARTITIONS="1",
+               SPARK_LOCAL_IP="127.0.0.1",
                AIRFLOW__CORE__LOAD_EXAMPLES="False")
     return venv / "bin", env, work
 

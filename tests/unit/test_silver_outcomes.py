@@ -275,8 +275,8 @@ def test_quarantine_rows_keep_a_masked_record(session_ctx, members):
     # every contract column is there; the PII ones only as a stub that identifies no one
     assert set(record) == set(CONTRACTS.feed("coop_members").column_names)
     assert (record["coop_id"], record["household_size"], record["joined_date"]) == ("C1", "3", "2020-01-01")
-    assert record["member_ric"] == bad_ric[:2] + "***"
-    assert record["member_name"] == "王秀***"  # docs/sources.md: the first two characters of each PII value
+    assert record["member_ric"] == bad_ric[:4] + "***"  # docs/sources.md: a quarter of each PII value
+    assert record["member_name"] == "***"  # a 3-character name: nothing of it
     assert record["left_date"] is None
     for value in record.values():
         assert value is None or (bad_ric not in value and "王秀英" not in value), value

@@ -68,8 +68,15 @@ def create_if_missing(ctx, layer: str, name: str, ddl: str, *, partition_by: Ite
     props = {**(properties or {}), **{f"delta.constraints.{c.lower()}": e for c, e in (constraints or {}).items()}}
     if props:
         statement += f" TBLPROPERTIES ({', '.join(f'{_sql_text(k)} = {_sql_text(v)}' for k, v in props.items())})"
-    ctx.spark.sql(statement)
-    return True
+    # Two first runs may create the table at once: the loser's CREATE conflicts, or finds the folder
+    # half-made by the winner; once the winner's first commit is there, the loser finds the table.
+    def create() -> bool:
+        if exists(ctx, layer, name):
+            return False
+        ctx.spark.sql(statement)
+        return True
+
+    return retrying(f"creating {layer}.{name}", create, also=("DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION",))
 
 
 def properties(ctx, layer: str, name: str) -> dict[str, str]:
@@ -80,7 +87,42 @@ def properties(ctx, layer: str, name: str) -> dict[str, str]:
 def set_properties(ctx, layer: str, name: str, props: dict[str, str]) -> None:
     """One metadata commit setting `props`."""
     pairs = ", ".join(f"{_sql_text(k)} = {_sql_text(v)}" for k, v in props.items())
-    ctx.spark.sql(f"ALTER TABLE delta.`{path(ctx, layer, name)}` SET TBLPROPERTIES ({pairs})")
+    retrying(f"setting properties of {layer}.{name}",
+             lambda: ctx.spark.sql(f"ALTER TABLE delta.`{path(ctx, layer, name)}` SET TBLPROPERTIES ({pairs})"))
+
+
+# Optimistic concurrency: a commit that conflicts with another writer's (two ingests MERGEing into
+# ops.ingest_log, two first runs creating a table) fails in Delta and is simply tried again on the new
+# snapshot. Every write here is idempotent by design (MERGE on keys, replaceWhere, CREATE IF NOT
+# EXISTS, txn-guarded appends), so a retry never doubles a row.
+CONFLICT_RETRIES = 6
+
+
+def retrying(what: str, write, *, retries: int = CONFLICT_RETRIES, also: tuple[str, ...] = ()):
+    """Run `write()`; on a Delta concurrent-modification conflict (or an error whose condition is in
+    `also`) wait (0.2 s doubling, jittered) and run it again, at most `retries` more times, then raise
+    with what to do."""
+    import random
+    import time
+
+    import delta.exceptions as conflicts
+
+    # each conflict class derives from PySparkException only, not from their common base: all of them
+    kinds = tuple(getattr(conflicts, n) for n in conflicts.__all__)
+    for attempt in range(retries + 1):
+        try:
+            return write()
+        except Exception as exc:
+            if not (isinstance(exc, kinds) or any(c in str(exc) for c in also)):
+                raise
+            if attempt == retries:
+                raise RuntimeError(f"{what}: still conflicting with other writers after {retries} retries "
+                                   f"({type(exc).__name__}); rerun it (writes are idempotent)") from exc
+            wait = 0.2 * 2 ** attempt * (0.5 + random.random())
+            log.info("%s conflicted with another writer (%s); retry %d in %.1f s", what, type(exc).__name__,
+                     attempt + 1, wait)
+            time.sleep(wait)
+    return None
 
 
 def append(ctx, df, layer: str, name: str, *, txn_app_id: str | None = None, txn_version: int | None = None) -> None:
@@ -93,10 +135,10 @@ def append(ctx, df, layer: str, name: str, *, txn_app_id: str | None = None, txn
 
 def replace_partition(ctx, df, layer: str, name: str, column: str, value: str) -> None:
     """Overwrite exactly one partition (`column = value`) atomically: reruns give the same table."""
-    (df.write.format("delta").mode("overwrite")
-       .option("replaceWhere", f"{column} = '{value}'")
-       .partitionBy(column)
-       .save(path(ctx, layer, name)))
+    writer = (df.write.format("delta").mode("overwrite")
+              .option("replaceWhere", f"{column} = '{value}'")
+              .partitionBy(column))
+    retrying(f"replacing {layer}.{name} {column}={value}", lambda: writer.save(path(ctx, layer, name)))
 
 
 def overwrite(ctx, df, layer: str, name: str) -> None:
@@ -111,7 +153,7 @@ def merge(ctx, source, layer: str, name: str, on: str, *, update: bool = False) 
     m = target.alias("t").merge(source.alias("s"), on)
     if update:
         m = m.whenMatchedUpdateAll()
-    m.whenNotMatchedInsertAll().execute()
+    retrying(f"MERGE into {layer}.{name}", m.whenNotMatchedInsertAll().execute)
 
 
 def history(ctx, layer: str, name: str, limit: int = 20):

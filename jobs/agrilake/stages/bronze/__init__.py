@@ -23,7 +23,7 @@ from functools import reduce
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from agrilake.core import audit, dates, faults, ops, tables
+from agrilake.core import audit, dates, faults, locks, ops, tables
 from agrilake.core.context import RunContext
 from agrilake.core.contracts import Feed
 from agrilake.stages.bronze import landing, reader, transform
@@ -189,6 +189,12 @@ def ingest(ctx: RunContext, system: str | None, as_of: date, landing_root: str |
     if not feeds:
         raise SystemExit(f"unknown system {system!r}; one of {sorted(ctx.contracts.systems())}")
     ops.ensure(ctx)
+    # Two ingests of one system at once would both read the files neither has logged yet (core/locks.py).
+    with locks.exclusive(ctx.settings, sorted({f"bronze-{f.system}" for f in feeds}), what=f"ingest {as_of}"):
+        return _ingest(ctx, feeds, as_of, landing_root, batch_id)
+
+
+def _ingest(ctx: RunContext, feeds: list[Feed], as_of: date, landing_root: str, batch_id: str) -> list[dict]:
     now = datetime.now(UTC).replace(tzinfo=None)
     done: dict[str, tuple[list[dict], DataFrame | None]] = {}
     logged = logged_files(ctx, feeds)

@@ -16,13 +16,16 @@ ledger is completed by the next one: see `record`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+import threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from agrilake.core import audit, dates, faults, ops, pseudonymise, tables
+from agrilake.core import audit, dates, faults, locks, ops, pseudonymise, tables
 from agrilake.core.context import RunContext
 from agrilake.core.pseudonymise import MissingSecret, resolve_key
 from agrilake.stages.silver import outcomes
@@ -49,7 +52,7 @@ class Published:
 
 
 def conform_entity(ctx: RunContext, e: Entity, as_of: date, run_id: str, key: str,
-                   dq: ops.DQBatch | None = None) -> tuple[dict, Published | None]:
+                   dq: ops.DQBatch | None = None, gx_lock=None) -> tuple[dict, Published | None]:
     """Outcomes of one table's candidate rows; audits and appends the accepted ones to silver.
 
     The ledger and quarantine rows are returned, not written: `record` writes every table's in one
@@ -100,7 +103,8 @@ def conform_entity(ctx: RunContext, e: Entity, as_of: date, run_id: str, key: st
         suite_context = {"key": list(table.key), "columns": [c.name for c in table.columns], "lineage": LINEAGE}
         checks = {f"silver.{e.table}": audit.Check(accepted, f"silver.{e.table}",
                                                     silver_suite(ctx, e.table, suite_context))}
-        audit.audit(ctx, checks, as_of=as_of, run_id=run_id, dq=dq)
+        with gx_lock or contextlib.nullcontext():  # GX's context is not thread-safe
+            audit.audit(ctx, checks, as_of=as_of, run_id=run_id, dq=dq)
         tables.append(ctx, accepted, "silver", e.table)
         faults.crash_point("after_silver_append")
     was_held = sum(g["count"] for g in groups if g["_was_held"])
@@ -220,29 +224,71 @@ def run(ctx: RunContext, domain: str | None, as_of: date, run_id: str | None = N
     ops.ensure(ctx)
     ops.create(ctx, "silver_ledger")
     names = [t for d, ts in DOMAINS.items() if domain in (None, d) for t in ts]
-    out, published = [], []
-    with ops.DQBatch(ctx, partition=as_of.isoformat(), run_id=run_id) as dq:
+    # Two runs of one domain at once would both settle the same bronze rows (core/locks.py).
+    domains = [d for d in DOMAINS if domain in (None, d)]
+    with locks.exclusive(ctx.settings, [f"silver-{d}" for d in domains], what=f"silver {as_of}"), \
+            ops.DQBatch(ctx, partition=as_of.isoformat(), run_id=run_id) as dq:
+        results: dict[str, tuple[dict, Published | None]] = {}
         try:
-            for name in names:
-                counts, done = conform_entity(ctx, entity(name), as_of, run_id, key, dq)
-                log.info("silver.%s %s: %d candidate rows -> accepted %d, quarantined %d, duplicate %d, held %d",
-                         name, as_of, counts["candidates"], counts["accepted"], counts["quarantined"],
-                         counts["duplicate"], counts["held"])
-                out.append(counts)
-                if done:
-                    published.append(done)
+            _each_table(ctx, names, results, as_of, run_id, key, dq)
         except Exception:
-            # A table failed (e.g. its gate): the tables before it are in silver, so their outcomes are
+            # A table failed (e.g. its gate): the tables done are in silver, so their outcomes are
             # recorded all the same; if even that fails, the next run records them. The first error is
             # the one to report.
             try:
-                record(ctx, published, as_of, run_id)
+                record(ctx, [results[n][1] for n in names if n in results and results[n][1]], as_of, run_id)
             except Exception:  # noqa: BLE001
                 log.exception("silver: could not record the outcomes of the tables published before the failure")
             raise
+        out = [results[n][0] for n in names]
+        published = [results[n][1] for n in names if results[n][1]]
         record(ctx, published, as_of, run_id)
         reconcile(ctx, as_of, [entity(n).feed for n in names], run_id, dq)
     return out
+
+
+def _each_table(ctx: RunContext, names: list[str], results: dict, as_of: date, run_id: str, key: str,
+                dq: ops.DQBatch) -> None:
+    """Tables side by side, `settings.feed_concurrency` at a time, each once the tables it references
+    are done (their values are what it is checked against, as in one-by-one domain order, so the
+    outcomes are the same): a table's commits and GX overlap another's Spark jobs. A table that fails
+    stops the tables that reference it, not the others; the first error is raised once all are done."""
+    gx_lock = threading.Lock()
+    needs = {n: {r.ref_table for r in entity(n).refs} & set(names) for n in names}
+    failed: list[BaseException] = []
+    blocked: set[str] = set()
+
+    def one(name: str) -> None:
+        counts, done = conform_entity(ctx, entity(name), as_of, run_id, key, dq, gx_lock)
+        log.info("silver.%s %s: %d candidate rows -> accepted %d, quarantined %d, duplicate %d, held %d",
+                 name, as_of, counts["candidates"], counts["accepted"], counts["quarantined"],
+                 counts["duplicate"], counts["held"])
+        results[name] = (counts, done)
+
+    workers = max(1, min(ctx.settings.feed_concurrency, len(names)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="silver") as pool:
+        running: dict = {}
+        waiting = list(names)
+        while waiting or running:
+            for name in [n for n in waiting if needs[n] <= set(results)]:
+                waiting.remove(name)
+                running[pool.submit(one, name)] = name
+            for name in [n for n in waiting if needs[n] & blocked]:
+                waiting.remove(name)
+                blocked.add(name)
+                log.error("silver.%s not run: a table it references failed", name)
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                if future.exception() is not None:
+                    failed.append(future.exception())
+                    blocked.add(name)
+                    log.error("silver.%s failed: %s", name, str(future.exception()).splitlines()[0]
+                              if str(future.exception()) else type(future.exception()).__name__)
+    if failed:
+        raise failed[0]
 
 
 def held_rows(ctx: RunContext):
