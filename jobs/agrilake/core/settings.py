@@ -67,7 +67,7 @@ class Settings:
     driver_memory: str = _var("AGRILAKE_DRIVER_MEMORY", "spark.driver.memory.", default="3g")
     # Two feeds at once: one's driver work (hashing, GX, commits) overlaps the other's Spark jobs.
     feed_concurrency: int = _var("AGRILAKE_FEED_CONCURRENCY",
-                                 "Feeds a bronze run reads and commits side by side (1 = one after the other).",
+                                 "Feeds (bronze) or tables (silver, gold) a run builds and commits side by side (1 = one after the other).",
                                  default=2)
     pseudo_key: str | None = _var("AGRILAKE_PSEUDO_KEY", "HMAC secret that turns a RIC into person_key. Never commit it.",
                                   secret=True, default=None)
