@@ -1,6 +1,6 @@
 """The whole chain through Airflow on a small landing: the real doctor, ingest, silver, gold and export
 DAG files, in the order their Assets schedule them, run by `agrilake dags-test`.
-Bronze and silver rows appear, gold publishes D1, the export lands manifest-complete datasets in the
+The doctor's Delta table takes a MERGE and time travel, bronze and silver rows appear, gold publishes D1, the export lands manifest-complete datasets in the
 platforms' buckets with credentials from an Airflow connection, and no secret appears in any task log."""
 
 from __future__ import annotations
@@ -48,6 +48,14 @@ def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
 
     def read(layer, name):
         return spark.read.format("delta").load(str(lake / layer / name))
+
+    # the doctor DAG, which opens the chain, wrote a Delta table that MERGE and time travel work on
+    doctor = lake / "ops" / "doctor_check"
+    assert {r.id: r.product for r in read("ops", "doctor_check").collect()} == {1: "grain", 2: "fruit", 3: "herb"}
+    v0 = spark.read.format("delta").option("versionAsOf", 0).load(str(doctor)).collect()
+    assert {r.id: r.product for r in v0} == {1: "grain", 2: "tea"}
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{doctor}`").select("operation").collect()
+    assert {r.operation for r in history} >= {"WRITE", "MERGE"}
 
     assert read("bronze", "coop_sales").count() == 1
     assert [r.sale_id for r in read("silver", "sales").collect()] == ["S1"]
