@@ -77,7 +77,8 @@ def plan(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, logged: li
     out = Plan(rejected=[r for r in found.rejected if r.name not in by_name], waiting=found.later + found.settling + found.hidden)
     seen_now: dict[str, str] = {}
     for f in found.files:
-        before = by_name.get(f.name)
+        # what this name held when read before (a rejected entry was never read: it has no content)
+        before = [r for r in by_name.get(f.name, []) if r.file_sha256]
         if before and not _changed(f, before):
             continue  # logged already, unchanged: a rerun skips it
         try:
