@@ -284,6 +284,41 @@ def test_an_interrupted_export_is_never_manifest_complete_and_a_rerun_completes_
     assert table.num_rows == 9 and set(table.column("status").to_pylist()) == {"suspended"}
 
 
+def test_an_export_reads_the_published_date_after_optimize_and_vacuum_removed_its_version(lake, store, bank,
+                                                                                         tmp_path):
+    """Exports read D as its latest complete publication left it. After OPTIMIZE has compacted D's files
+    and VACUUM deleted the old ones, the published version itself is unreadable: the export reads the
+    newest version whose D partition is unchanged, and when that is gone too it says what to do."""
+    own = lake.with_settings(lakehouse=str(tmp_path / "lake"))
+    table = "coop_credit_profile"
+    write_partition(own, table, D1, own.spark.createDataFrame(coop_rows(D1, 12), COOP_DDL).repartition(3))
+    published = ops.gold_publication(own, D1)["versions"][table]
+    write_coops(own, D2, 5)  # another date's publish: D1's partition untouched
+    assert tables.optimize(own, "gold", table)["files_removed"] >= 3
+    tables.vacuum(own, "gold", table, 0)
+    with pytest.raises(Exception, match="FILE_NOT_EXIST|FileNotFound"):
+        tables.read(own, "gold", table, version=published).where(f"as_of_date = '{D1}'").collect()
+
+    export.export_platform(own, "bank", D1, target=store.target(), datasets=[table])
+    rows, manifest = consume(bank, "bank", table, D1)
+    assert rows.num_rows == 12
+    assert manifest["source"] == {"table": f"gold.{table}", "published_version": published,
+                                  "delta_version": tables.latest_version(own, "gold", table)}
+
+    # A publish of D1 killed after this table's commit: the export must not see its rows...
+    killed = own.spark.createDataFrame(coop_rows(D1, 3, status="dissolved"), COOP_DDL)
+    tables.replace_partition(own, killed, "gold", table, "as_of_date", D1.isoformat())
+    export.export_platform(own, "bank", D1, target=store.target(), datasets=[table])
+    rows, manifest = consume(bank, "bank", table, D1)
+    assert rows.num_rows == 12 and "dissolved" not in rows.column("status").to_pylist()
+    assert manifest["source"]["delta_version"] == tables.latest_version(own, "gold", table) - 1
+    # ...and once VACUUM has removed the published rows' files too, it refuses, saying what to do.
+    tables.vacuum(own, "gold", table, 0)
+    with pytest.raises(export.ExportError, match=rf"rerun `agrilake gold --date {D1}`"):
+        export.export_platform(own, "bank", D1, target=store.target(), datasets=[table])
+    consume(bank, "bank", table, D1)  # the complete earlier delivery is untouched: refused before upload
+
+
 def test_multipart_uploads_are_aborted_on_error_and_leftovers_swept(lake, store, bank):
     write_households(lake, D4, 120_000)
     prefix = f"household_credit_profile/as_of={D4}/"

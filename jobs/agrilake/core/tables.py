@@ -7,6 +7,7 @@ where the lakehouse is, its session does the work.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,43 @@ def merge(ctx, source, layer: str, name: str, on: str, *, update: bool = False) 
     if update:
         m = m.whenMatchedUpdateAll()
     retrying(f"MERGE into {layer}.{name}", m.whenNotMatchedInsertAll().execute)
+
+
+def latest_version(ctx, layer: str, name: str) -> int:
+    return int(history(ctx, layer, name, 1).select("version").first()[0])
+
+
+def last_version_with_partition_of(ctx, layer: str, name: str, version: int, column: str, value: str) -> int | None:
+    """The newest version whose `column = value` partition holds exactly what it held at `version`.
+
+    That is the version before the first later commit that added or removed a data file of the
+    partition with dataChange (OPTIMIZE rewrites files without changing data, so it does not count),
+    or the latest version when none did. Reading it instead of `version` itself keeps a time-travelled
+    read working after OPTIMIZE and VACUUM have removed `version`'s own files. None when a commit
+    after `version` is no longer in the log (log retention), so the answer cannot be known.
+    """
+    latest = latest_version(ctx, layer, name)
+    if latest <= version:
+        return latest
+    fs, hroot = _hadoop_fs(ctx.spark, path(ctx, layer, name) + "/_delta_log")
+    present = {int(st.getPath().getName()[:20]) for st in fs.listStatus(hroot)
+               if re.fullmatch(r"\d{20}\.json", st.getPath().getName())}
+    wanted = range(version + 1, latest + 1)
+    if any(v not in present for v in wanted):
+        return None
+    from pyspark.sql import functions as F
+
+    action = "struct<path string, partitionValues map<string,string>, dataChange boolean>"
+    commits = ctx.spark.read.schema(f"add {action}, remove {action}").json(
+        [f"{hroot.toString()}/{v:020d}.json" for v in wanted])
+    touched = (commits.select(F.input_file_name().alias("file"), F.col("add"), F.col("remove"))
+               .where(((F.col("add.partitionValues")[column] == value) & F.col("add.dataChange"))
+                      | ((F.col("remove.partitionValues")[column] == value) & F.col("remove.dataChange")))
+               .select("file").distinct().collect())
+    if not touched:
+        return latest
+    first = min(int(re.search(r"(\d{20})\.json$", row.file).group(1)) for row in touched)
+    return first - 1
 
 
 def history(ctx, layer: str, name: str, limit: int = 20):

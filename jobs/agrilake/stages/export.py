@@ -426,9 +426,14 @@ class ExportResult:
 
 
 def _read_gold(ctx, dataset: str, as_of: date):
-    """The gold partition of D at the version of D's latest complete publication (ops.gold_publications):
-    the four tables of a date are four commits, and an export must never mix a publish killed between
-    them with the one before."""
+    """The gold partition of D as D's latest complete publication (ops.gold_publications) left it: the
+    four tables of a date are four commits, and an export must never mix a publish killed between
+    them with the one before.
+
+    Read at the newest version whose D partition still holds exactly the published data (the latest,
+    unless a later commit rewrote D): the published version's own files may be gone, since OPTIMIZE
+    compacts them (same data, new files) and VACUUM deletes the old ones after its retention.
+    Returns (DataFrame, version read, version published)."""
     from pyspark.sql import functions as F
 
     from agrilake.core import ops, tables
@@ -440,8 +445,28 @@ def _read_gold(ctx, dataset: str, as_of: date):
         raise ExportError(f"gold for {as_of} has no complete publication of {dataset} (ops.gold_publications): "
                           f"build it, or rerun a publish that was interrupted: agrilake gold --date {as_of}")
     version = published["versions"][dataset]
-    df = tables.read(ctx, "gold", dataset, version=version).where(F.col("as_of_date") == F.lit(as_of))
-    return df, version
+    same = tables.last_version_with_partition_of(ctx, "gold", dataset, version, "as_of_date", as_of.isoformat())
+    try:
+        df = tables.read(ctx, "gold", dataset, version=version if same is None else same)
+    except Exception as exc:
+        if (gone := _gone(exc, dataset, as_of, version)) is None:
+            raise
+        raise gone from exc
+    return df.where(F.col("as_of_date") == F.lit(as_of)), version if same is None else same, version
+
+
+_GONE_MARKERS = ("FILE_NOT_EXIST", "FileNotFoundException", "VERSION_NOT_FOUND", "VersionNotFound",
+                 "DELTA_FILE_NOT_FOUND", "DELTA_CANNOT_TIME_TRAVEL")
+
+
+def _gone(exc: Exception, dataset: str, as_of: date, version: int) -> ExportError | None:
+    """A clear error for a published version that VACUUM (or log cleanup) has removed; None for others."""
+    if not any(m in str(exc) for m in _GONE_MARKERS):
+        return None
+    return ExportError(
+        f"gold.{dataset} for {as_of} was last published completely at version {version}, a later commit "
+        f"rewrote the date without completing its publication, and VACUUM has since removed the files of "
+        f"that version: rerun `agrilake gold --date {as_of}`, then export again")
 
 
 def export_dataset(ctx, client, *, platform: str, dataset: str, as_of: date) -> ExportResult:
@@ -452,7 +477,7 @@ def export_dataset(ctx, client, *, platform: str, dataset: str, as_of: date) -> 
     s = ctx.settings
     started = time.monotonic()
     bucket, prefix = bucket_for(platform, s), prefix_for(dataset, as_of)
-    df, version = _read_gold(ctx, dataset, as_of)
+    df, version, published_version = _read_gold(ctx, dataset, as_of)
     # Every stage records its DQ partition as the ISO date; gold of releases before 0.2 as `as_of_date=D`.
     quality = (ops.latest_dq(ctx, f"gold.{dataset}", as_of.isoformat())
                or ops.latest_dq(ctx, f"gold.{dataset}", f"as_of_date={as_of.isoformat()}"))
@@ -465,7 +490,12 @@ def export_dataset(ctx, client, *, platform: str, dataset: str, as_of: date) -> 
         raise ExportError(f"gold.{dataset} lacks its key column(s) {keys}")
     # Gold datasets are one row per cooperative, person or division: they fit the driver, and Arrow
     # checks and slices them without a Python loop per row.
-    table = df.orderBy(*keys).toArrow()
+    try:
+        table = df.orderBy(*keys).toArrow()
+    except Exception as exc:  # the files are read only now: a vacuumed version fails here
+        if (gone := _gone(exc, dataset, as_of, published_version)) is None:
+            raise
+        raise gone from exc
     if table.num_rows == 0:
         raise ExportError(f"gold.{dataset} has no rows for {as_of}: build gold for that date first")
     table, suppression = suppress_small_cells(table, platform=platform, dataset=dataset, min_cell=s.gov_min_cell)
@@ -500,7 +530,9 @@ def export_dataset(ctx, client, *, platform: str, dataset: str, as_of: date) -> 
             "files": [{"key": prefix + p.name, "size": p.size, "sha256": p.sha256, "rows": p.rows} for p in parts],
             "quality": quality,
             "disclosure_control": suppression,
-            "source": {"table": f"gold.{dataset}", "delta_version": version},
+            # the version read: D's partition there is exactly what its publication wrote
+            "source": {"table": f"gold.{dataset}", "delta_version": version,
+                       "published_version": published_version},
             # which secret made the person keys (agrilake.core.pseudonymise): a new value is a key rotation
             "person_key_fingerprint": person_key_fingerprint(ctx) if "person_key" in df.columns else None,
             "pipeline_version": __version__,
