@@ -51,6 +51,7 @@ def _run(argv: list[str], env: dict, timeout: float = 300) -> subprocess.Complet
 def test_sql_endpoint_serves_gold_tables_to_a_separate_client(ctx):
     lake = Path(ctx.settings.lakehouse)
     _gold(ctx)
+    _personal(ctx)
     gold = ctx.contracts.gold_table(GOLD)
 
     port = free_port()
@@ -87,7 +88,13 @@ def test_sql_endpoint_serves_gold_tables_to_a_separate_client(ctx):
         assert hostile.returncode == 0, hostile.stderr[-3000:]
         refused = json.loads(hostile.stdout.strip().splitlines()[-1])
         assert refused.pop("versions before") == refused.pop("versions after")
-        assert refused and all("read-only: refused" in why for why in refused.values()), refused
+        assert refused and all("read-only: refused" in why or "operators only" in why for why in refused.values()), refused
+
+        # an operator (who can read the operator token) reads the clear data
+        operator = _run([sys.executable, "-c", OPERATOR_CLIENT, f"sc://localhost:{port}/;token={token}",
+                         str(run_dir / "operator.token")], env)
+        assert operator.returncode == 0, operator.stderr[-3000:]
+        assert json.loads(operator.stdout.strip().splitlines()[-1]) == [RIC, NAME]
         with open(f"/proc/{state['pid']}/environ", "rb") as fh:
             server_env = fh.read().decode(errors="replace")
         assert not [s for s in SENTINELS.values() if s in server_env]
@@ -106,6 +113,16 @@ def test_sql_endpoint_serves_gold_tables_to_a_separate_client(ctx):
     assert not answers(port)
     assert _run([*cli, "sql-server", "status"], env).returncode == 1
 
+
+OPERATOR_CLIENT = """
+import json, sys
+from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate()
+spark.conf.set("spark.agrilake.catalog.operator", open(sys.argv[2]).read().strip())
+row = spark.sql("SELECT member_ric, member_name FROM bronze.coop_members").first()
+print(json.dumps([row.member_ric, row.member_name]))
+"""
 
 CONNECT_HOSTILE = """
 import json, sys
@@ -126,6 +143,14 @@ def guessed_admin():
         spark.conf.unset("spark.agrilake.catalog.admin")
 
 
+def guessed_operator():
+    spark.conf.set("spark.agrilake.catalog.operator", "a-guess")
+    try:
+        spark.sql("SELECT * FROM bronze.coop_members").collect()
+    finally:
+        spark.conf.unset("spark.agrilake.catalog.operator")
+
+
 attempts = {
     "sql insert": lambda: spark.sql(f"INSERT INTO {table} SELECT * FROM {table}").collect(),
     "dataframe append": lambda: spark.table(table).write.mode("append").saveAsTable(table),
@@ -135,6 +160,9 @@ attempts = {
     "reflect": lambda: spark.sql("SELECT reflect('java.lang.System', 'getenv', 'AGRILAKE_PSEUDO_KEY')").collect(),
     "python udf": lambda: spark.table(table).select(F.udf(lambda s: str(s))("score")).collect(),
     "guessed admin token": guessed_admin,
+    "read bronze": lambda: spark.table("bronze.coop_members").collect(),
+    "temp view over clear lines": lambda: spark.table("ops.quarantine_raw").createOrReplaceTempView("q"),
+    "guessed operator token": guessed_operator,
 }
 for name, attempt in attempts.items():
     try:
@@ -205,8 +233,47 @@ jvm = ctx.spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
 with open(f"/proc/{jvm}/environ", "rb") as fh:
     out["jvm environment"] = fh.read().decode(errors="replace")
 out["versions after"] = versions()
+out["masked rows"] = query.run(ctx, sys.argv[3], 5)[1]
+catalog.operator_access(ctx)
+operator = json.loads(sys.argv[2])
+out["operator"] = {name: len(query.run(ctx, statement, 5)[1]) for name, statement in operator.items()}
 print(json.dumps(out))
 """
+
+
+# Clear personal data as bronze and a parse-stage quarantine row hold it (a valid RIC, a name, a phone).
+RIC, NAME, PHONE = "11010519491231002X", "张三丰", "13812345678"
+RESTRICTED_READS = {
+    "bronze": "SELECT * FROM bronze.coop_members",
+    "clear quarantine lines": "SELECT raw FROM ops.quarantine_raw",
+    "clear lines in a subquery": "SELECT count(*) FROM gold.coop_credit_profile WHERE coop_id IN "
+                                 "(SELECT raw FROM ops.quarantine_raw)",
+    "bronze time travel": "SELECT * FROM bronze.coop_members VERSION AS OF 1",
+}
+MASKED = "SELECT reason, raw, _line FROM ops.quarantine"
+
+
+def _personal(ctx) -> None:
+    """bronze.coop_members with one member; the member's malformed line quarantined as bronze does it."""
+    from datetime import datetime
+
+    from agrilake.stages.bronze import transform
+
+    feed = ctx.contracts.feed("coop_members")
+    lineage = {"_file_sha256": "f" * 64, "_file_name": "members.csv", "_line": 2, "_delivery_date": D1}
+    member = {c: None for c in feed.column_names} | {"member_ric": RIC, "member_name": NAME, "phone": PHONE}
+    tables.create_if_missing(ctx, "bronze", feed.name, ctx.contracts.bronze_ddl(feed))
+    tables.append(ctx, ops.rows_df(ctx, ctx.contracts.bronze_ddl(feed), [{**member, **lineage,
+                  "_ingested_at": datetime(2026, 10, 1, 8), "_batch_id": "b1"}]), "bronze", feed.name)
+    parsed = ctx.spark.createDataFrame(
+        [("WRONG_FIELD_COUNT", "9 fields, header has 8", f'C0001,{RIC},"{NAME}",{PHONE},x', *lineage.values())],
+        "_reason string, _detail string, _raw string, _file_sha256 string, _file_name string, _line bigint, "
+        "_delivery_date date")
+    rejected = transform.rejected(parsed, feed, batch_id="b1", now=datetime(2026, 10, 1, 8))
+    for name, rows in (("quarantine", transform.quarantine_rows(rejected)), ("quarantine_raw",
+                                                                           transform.clear_lines(rejected))):
+        ops.create(ctx, name)
+        tables.append(ctx, rows, "ops", name)
 
 
 def _gold(ctx) -> None:
@@ -223,16 +290,26 @@ def test_analyst_sql_is_read_only_by_plan_and_runs_without_pipeline_secrets(ctx)
     process nor its JVM holds a pipeline secret."""
     lake = Path(ctx.settings.lakehouse)
     _gold(ctx)
-    statements = {**{k: v.replace("{lake}", str(lake)) for k, v in HOSTILE.items()}, **ALLOWED}
+    _personal(ctx)
+    statements = {**{k: v.replace("{lake}", str(lake)) for k, v in HOSTILE.items()}, **ALLOWED,
+                  **RESTRICTED_READS, "masked": MASKED}
     env = {**os.environ, "AGRILAKE_LAKEHOUSE": str(lake), "AGRILAKE_SPARK_MASTER": "local[1]",
            "AGRILAKE_DRIVER_MEMORY": "1g", "AGRILAKE_SHUFFLE_PARTITIONS": "1", **SENTINELS}
-    run = _run([sys.executable, "-c", LOCAL_ANALYST, json.dumps(statements)], env, timeout=600)
+    run = _run([sys.executable, "-c", LOCAL_ANALYST, json.dumps(statements), json.dumps(RESTRICTED_READS), MASKED], env,
+               timeout=600)
     assert run.returncode == 0, run.stderr[-4000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     for name in HOSTILE:
         assert "read-only: refused" in out[name], (name, out[name])
     for name in ALLOWED:
         assert out[name] == "ran", (name, out[name])
+    # personal data in clear: operators only; analysts see the quarantine's reason, line and shape
+    for name in RESTRICTED_READS:
+        assert "readable by the pipeline's operators only" in out[name], (name, out[name])
+    assert out["masked"] == "ran"
+    assert out["masked rows"] == [["WRONG_FIELD_COUNT", 'x9999,' + "9" * 17 + 'x,"某某某",' + "9" * 11 + ",x", 2]]
+    assert out["operator"] == {"bronze": 1, "clear quarantine lines": 1, "clear lines in a subquery": 1,
+                               "bronze time travel": 1}
     assert out["versions after"] == out["versions before"]  # not one commit from the statements
     for secret in SENTINELS.values():
         assert secret not in out["jvm environment"] and secret not in run.stdout + run.stderr

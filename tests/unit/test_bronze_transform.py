@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
+from pyspark.sql import functions as F
 
 from agrilake.core import quarantine as q
 from agrilake.core.contracts import packaged
@@ -91,22 +92,37 @@ def test_accepted_rows_are_bronze_rows_with_lineage(spark, parsed):
     ]
 
 
-def test_rejected_rows_are_quarantine_rows_with_reason_and_raw_text(session_ctx, parsed):
+def test_rejected_rows_are_quarantine_rows_with_the_lines_shape_and_clear_lines_apart(session_ctx, parsed):
     rejected = transform.rejected(parsed, FEED, batch_id=BATCH, now=NOW)
-    quarantine = session_ctx.spark.createDataFrame([], session_ctx.contracts.ops_table("quarantine").ddl).schema
-    assert [(f.name, f.dataType) for f in rejected.schema.fields] == [(f.name, f.dataType) for f in quarantine.fields]
+    for rows, name in ((transform.quarantine_rows(rejected), "quarantine"), (transform.clear_lines(rejected),
+                                                                             "quarantine_raw")):
+        contract = session_ctx.spark.createDataFrame([], session_ctx.contracts.ops_table(name).ddl).schema
+        assert [(f.name, f.dataType) for f in rows.schema.fields] == [(f.name, f.dataType) for f in contract.fields]
 
     def row(sha, line, reason, detail, raw):
         return {"stage": "bronze", "feed": "coop_members", "reason": reason, "detail": detail, "raw": raw,
                 "record": None, "_file_sha256": sha, "_file_name": NAME[sha], "_line": line,
                 "_delivery_date": DAY, "_batch_id": BATCH, "quarantined_at": NOW}
 
-    got = sorted((r.asDict() for r in rejected.collect()), key=lambda r: (r["_file_sha256"], r["_line"]))
-    assert got == [
-        row(SHA_A, 4, q.WRONG_FIELD_COUNT, "7 fields, header has 8", "C1,x,y,3,2.5,a,b"),
-        row(SHA_B, 2, q.MISSING_COLUMN, MISSING, "C2,王五,3"),
-        row(SHA_B, 3, q.MISSING_COLUMN, MISSING, "C2,赵六,4"),
+    def ordered(df):
+        return sorted((r.asDict() for r in df.collect()), key=lambda r: (r["_file_sha256"], r["_line"]))
+
+    # everyone reads the shape: why the line failed (field count, quotes, bad bytes), not who it is about
+    assert ordered(transform.quarantine_rows(rejected)) == [
+        row(SHA_A, 4, q.WRONG_FIELD_COUNT, "7 fields, header has 8", "x9,x,x,9,9.9,x,x"),
+        row(SHA_B, 2, q.MISSING_COLUMN, MISSING, "x9,某某,9"),
+        row(SHA_B, 3, q.MISSING_COLUMN, MISSING, "x9,某某,9"),
     ]
+    # operators read the clear line (ops.quarantine_raw, restricted)
+    assert [(r["_line"], r["reason"], r["raw"]) for r in ordered(transform.clear_lines(rejected))] == [
+        (4, q.WRONG_FIELD_COUNT, "C1,x,y,3,2.5,a,b"), (2, q.MISSING_COLUMN, "C2,王五,3"),
+        (3, q.MISSING_COLUMN, "C2,赵六,4")]
+
+
+def test_a_lines_shape_keeps_quotes_delimiters_and_bad_bytes_only(spark):
+    got = spark.createDataFrame([('"张三",110105194912310021,+86 138-1234-5678,Zhang\ufffd;é',)], "t string").select(
+        transform.shape(F.col("t"))).first()[0]
+    assert got == '"某某",999999999999999999,+99 999-9999-9999,xxxxx\ufffd;某'
 
 
 def test_accepted_and_rejected_split_every_record_once(parsed):

@@ -22,6 +22,10 @@ NOT_SETTINGS = {
                          "a test's switch, not a setting",
     "AGRILAKE_CATALOG_ADMIN_TOKEN": "set by agrilake itself for the analyst JVMs it starts (a fresh random token "
                                     "per process or SQL server), read by infra/guard; nobody configures it",
+    "AGRILAKE_CATALOG_OPERATOR_TOKEN": "set by agrilake itself for the analyst JVMs it starts (random, like the "
+                                       "admin token); operators present it, nobody configures it",
+    "AGRILAKE_CATALOG_RESTRICTED": "set by agrilake itself for the analyst JVMs it starts, from "
+                                   "agrilake.analyst.catalog.RESTRICTED; read by infra/guard",
     "AGRILAKE_S3_*": "prose: the family of S3 settings (AGRILAKE_S3_ENDPOINT, _ACCESS_KEY, ...), not a variable",
 }
 

@@ -19,6 +19,15 @@ read-only command, and the processes run without the pipeline's secrets in their
 Registration below is the one writer: it presents the admin token the session's JVM was started
 with (`catalog_admin`).
 
+Who reads what (`RESTRICTED`): bronze keeps every landed value as delivered, RIC, names and phones in
+clear, and so does ops.quarantine_raw, the clear line of each row quarantined while parsing (a line
+that did not parse cannot be pseudonymised). Those are read by the pipeline's operators only: a
+session presenting the operator token (`operator_access`, `agrilake sql --operator`). Analysts read
+silver and gold (pseudonymised) and the other ops tables; ops.quarantine shows them the reason, file,
+line and the line's shape (digits 9, Latin letters x, other characters 某; quotes and delimiters kept).
+For a local session this guards against accidents, since whoever runs it can read the lakehouse's
+files anyway; for the SQL server it is the boundary between its clients.
+
 Column comments live where Delta keeps a table's schema, in its log. Silver tables are created with
 theirs; gold, bronze and ops tables are not. Registration adds the missing ones from schemas/ (the
 gold yaml carries METRICS.md's definitions) in one commit per table and only when they differ, so a
@@ -118,15 +127,22 @@ class CatalogLock:
 # The lock of this process's own catalog session: held until the process exits, like the session.
 _held: list[CatalogLock] = []
 
-# infra/guard/org/agrilake/spark/ReadOnlyCatalog.java reads these two.
+# infra/guard/org/agrilake/spark/ReadOnlyCatalog.java reads these.
 ADMIN_ENV = "AGRILAKE_CATALOG_ADMIN_TOKEN"
 ADMIN_CONF = "spark.agrilake.catalog.admin"
+OPERATOR_ENV = "AGRILAKE_CATALOG_OPERATOR_TOKEN"
+OPERATOR_CONF = "spark.agrilake.catalog.operator"
+RESTRICTED_ENV = "AGRILAKE_CATALOG_RESTRICTED"
+RESTRICTED = ("bronze.*", "ops.quarantine_raw")
 
 
 def analyst_environment(environ=None) -> dict[str, str]:
-    """The environment of an analyst JVM: no pipeline secret, and a fresh admin token of its own."""
+    """The environment of an analyst JVM: no pipeline secret, fresh admin and operator tokens of its
+    own, and the tables only operators read."""
     env = without_pipeline_secrets(os.environ if environ is None else environ)
     env[ADMIN_ENV] = secrets.token_urlsafe(32)
+    env[OPERATOR_ENV] = secrets.token_urlsafe(32)
+    env[RESTRICTED_ENV] = ",".join(RESTRICTED)
     return env
 
 
@@ -157,7 +173,30 @@ def catalog_admin(ctx: RunContext):
         spark.conf.unset(ADMIN_CONF)
 
 
-def open_context(settings: Settings, app: str = "agrilake-sql") -> RunContext:
+def operator_access(ctx: RunContext) -> None:
+    """From now on this session reads the restricted tables too (an operator's session): it presents
+    the operator token of its JVM (local session) or of the SQL server (Spark Connect, which needs
+    read access to `<catalog>/sql-server/operator.token`)."""
+    spark = ctx.spark
+    remote = type(spark).__module__.startswith("pyspark.sql.connect")
+    token = (SqlEndpoint(catalog_dir(ctx.settings)).operator_token() if remote
+             else os.environ.get(OPERATOR_ENV))
+    if remote and not token:
+        raise PermissionError(f"no operator token readable in {SqlEndpoint(catalog_dir(ctx.settings)).run_dir}: "
+                              "operator access to the SQL server needs that file (mode 0600, its owner's)")
+    if token:
+        spark.conf.set(OPERATOR_CONF, token)
+
+
+def open_context(settings: Settings, app: str = "agrilake-sql", *, operator: bool = False) -> RunContext:
+    """`open_session` with, for `operator`, read access to the restricted tables (`operator_access`)."""
+    ctx = open_session(settings, app)
+    if operator:
+        operator_access(ctx)
+    return ctx
+
+
+def open_session(settings: Settings, app: str = "agrilake-sql") -> RunContext:
     """The run context the analyst commands query through: `settings` and the session to use.
 
     A process that already has a session (a test, a notebook) keeps it and its catalog; else the SQL

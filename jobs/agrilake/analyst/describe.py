@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     when.add_argument("--timestamp", help="describe the version current at this time (session time zone)")
     parser.add_argument("--history", type=int, default=10, help="history entries to show (default 10)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--operator", action="store_true",
+                        help="an operator's session: may read bronze and ops.quarantine (personal data in clear)")
     args = parser.parse_args(argv)
     quiet_pyspark()
     from agrilake.analyst.catalog import open_context, refresh, split_name
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"agrilake describe: {exc}", file=sys.stderr)
         return 2
     try:
-        ctx = open_context(get_settings(), "agrilake-describe")
+        ctx = open_context(get_settings(), "agrilake-describe", operator=args.operator)
         when = {"version": args.version, "timestamp": args.timestamp, "history": args.history}
         try:
             info = describe(ctx, args.table, **when)

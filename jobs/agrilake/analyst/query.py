@@ -1,6 +1,8 @@
 """`agrilake sql "SELECT ..."`: one read-only statement on the catalog, printed as a table, CSV or JSON.
 
-Tables are `<layer>.<table>` (bronze, silver, gold, ops). Delta time travel works on any of them:
+Tables are `<layer>.<table>`: silver, gold and ops for everyone; bronze and ops.quarantine hold personal
+data in clear and are read with --operator only (analysts read ops.quarantine_masked). Delta time
+travel works on any of them:
 
     agrilake sql "SELECT * FROM gold.coop_credit_profile VERSION AS OF 3"
     agrilake sql "SELECT * FROM gold.coop_credit_profile TIMESTAMP AS OF '2026-10-30 18:00:00'" --format csv
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("statement", help="the SQL statement; `-` reads it from standard input")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument("--limit", type=int, default=1000, help="at most this many rows (default 1000; 0: all)")
+    parser.add_argument("--operator", action="store_true",
+                        help="an operator's session: may read bronze and ops.quarantine (personal data in clear)")
     args = parser.parse_args(argv)
     if args.limit < 0:
         parser.error("--limit must be >= 0")
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from agrilake.analyst.catalog import open_context
 
     try:
-        ctx = open_context(get_settings())
+        ctx = open_context(get_settings(), operator=args.operator)
         columns, rows, truncated = run(ctx, statement.strip().rstrip(";"), args.limit or None)
     except Exception as exc:  # one clear message instead of a JVM stack trace
         print(f"agrilake sql: {explain(exc)}", file=sys.stderr)

@@ -19,7 +19,8 @@ What a client may run is read-only whatever it sends, SQL or DataFrame plans (in
 server's environment holds none of the pipeline's secrets. It holds the catalog while it runs, and
 the agrilake commands then query through it (catalog.open_context).
 
-State under `<catalog>/sql-server/`: server.json (pid, port, url), server.log, token, admin.token.
+State under `<catalog>/sql-server/`: server.json (pid, port, url), server.log, token, admin.token,
+operator.token (operators present it to read bronze and the raw quarantine: docs/querying.md).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from agrilake.analyst.catalog import (
     ADMIN_ENV,
+    OPERATOR_ENV,
     CatalogBusy,
     CatalogLock,
     analyst_environment,
@@ -93,8 +95,9 @@ class SqlServer(SqlEndpoint):
         check_java()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         lock = CatalogLock(catalog_dir(self.settings)).acquire("agrilake sql-server, starting")
-        token, admin = self.new_tokens()
-        env = {**analyst_environment(), "SPARK_LOCAL_IP": HOST, ADMIN_ENV: admin, "SPARK_CONNECT_AUTHENTICATE_TOKEN": token,
+        token, admin, operator = self.new_tokens()
+        env = {**analyst_environment(), "SPARK_LOCAL_IP": HOST, ADMIN_ENV: admin, OPERATOR_ENV: operator,
+               "SPARK_CONNECT_AUTHENTICATE_TOKEN": token,
                "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable)}
         try:
             # The catalog lock's descriptor goes with the server, so the lock lasts exactly as long as it.

@@ -10,7 +10,7 @@ from agrilake.core import tables
 from agrilake.core.quality import SuiteResult
 
 # Created on first use by every stage; export_manifests and silver_ledger by their own stage.
-CORE_TABLES = ("ingest_log", "quarantine", "dq_results")
+CORE_TABLES = ("ingest_log", "quarantine", "quarantine_raw", "dq_results")
 
 
 def ddl(ctx, name: str) -> str:

@@ -1,9 +1,10 @@
 """Where the SQL endpoint of a catalog runs and whether it answers: the state `agrilake sql-server` keeps.
 
-`<catalog>/sql-server/server.json` (pid, port, url), `server.log`, and two secrets the server was started
-with, each mode 0600: `token`, the bearer token every client must present (Spark Connect's own
-pre-shared-key authentication), and `admin.token`, the one that lets the catalog's registration write
-(infra/guard: every other plan is read-only). The analyst commands read it
+`<catalog>/sql-server/server.json` (pid, port, url), `server.log`, and three secrets the server was
+started with, each mode 0600: `token`, the bearer token every client must present (Spark Connect's own
+pre-shared-key authentication), `admin.token`, the one that lets the catalog's registration write
+(infra/guard: every other plan is read-only), and `operator.token`, the one that lets a session read
+the tables holding personal data in clear (bronze, the raw quarantine). The analyst commands read it
 (agrilake.analyst.catalog.open_context) to query through a running server; starting one
 (agrilake.analyst.sql_server, the `agrilake sql-server` command) needs the catalog code, so it lives
 with the analyst tools and uses this, keeping the rooms' imports one-way: analyst -> services.
@@ -78,16 +79,27 @@ class SqlEndpoint(Server):
     def token(self) -> str:
         return self.token_file.read_text(encoding="utf-8").strip()
 
-    def admin_token(self) -> str | None:
-        try:
-            return self.admin_token_file.read_text(encoding="utf-8").strip() or None
-        except FileNotFoundError:
-            return None
+    @property
+    def operator_token_file(self) -> Path:
+        return self.run_dir / "operator.token"
 
-    def new_tokens(self) -> tuple[str, str]:
-        """Fresh (client token, admin token) for a start, written 0600 before the server exists."""
+    def admin_token(self) -> str | None:
+        return _read_secret(self.admin_token_file)
+
+    def operator_token(self) -> str | None:
+        return _read_secret(self.operator_token_file)
+
+    def new_tokens(self) -> tuple[str, str, str]:
+        """Fresh (client, admin, operator) tokens for a start, written 0600 before the server exists."""
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=self.run_dir_mode)
-        tokens = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        write_atomic(self.token_file, tokens[0], private=True)
-        write_atomic(self.admin_token_file, tokens[1], private=True)
+        tokens = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        for path, token in zip((self.token_file, self.admin_token_file, self.operator_token_file), tokens, strict=True):
+            write_atomic(path, token, private=True)
         return tokens
+
+
+def _read_secret(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None

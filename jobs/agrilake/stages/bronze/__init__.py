@@ -164,10 +164,14 @@ def record(ctx: RunContext, log_rows: list[dict], rejected: list, batch_id: str,
     row once)."""
     if rejected:
         union = reduce(DataFrame.unionByName, rejected)
-        shas = sorted({r["file_sha256"] for r in log_rows if r["quarantined"]})
-        tables.merge(ctx, union, "ops", "quarantine",
+        shas = ", ".join(repr(s) for s in sorted({r["file_sha256"] for r in log_rows if r["quarantined"]})) or "NULL"
+        # the clear lines first (restricted, operators only), then what everyone reads: both MERGEs are
+        # idempotent on (file, line), so a run killed between them completes both when rerun
+        tables.merge(ctx, transform.clear_lines(union), "ops", "quarantine_raw",
+                     f"t._file_sha256 = s._file_sha256 AND t._line = s._line AND t._file_sha256 IN ({shas})")
+        tables.merge(ctx, transform.quarantine_rows(union), "ops", "quarantine",
                      "t.stage = 'bronze' AND t._file_sha256 = s._file_sha256 AND t._line = s._line "
-                     f"AND t._file_sha256 IN ({', '.join(repr(s) for s in shas) or 'NULL'})")
+                     f"AND t._file_sha256 IN ({shas})")
         for df in rejected:
             df.unpersist()
     faults.crash_point("after_quarantine_merge")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from agrilake.core.contracts import Feed
@@ -33,14 +33,36 @@ def accepted(parsed: DataFrame, feed: Feed, *, batch_id: str, now: datetime) -> 
             .withColumn("_batch_id", F.lit(batch_id)))
 
 
+def shape(text: Column) -> Column:
+    """A line reduced to its shape: digits 9, Latin letters x, other characters 某; punctuation, quotes,
+    spaces and U+FFFD (undecodable bytes) kept. Why a line failed to parse (a quote, a field count, an
+    encoding) stays visible; no identifier, name or phone does."""
+    for pattern, mark in (("[0-9]", "9"), ("[A-Za-z]", "x"), ("[^\\x{0}-\\x{7F}\\x{FFFD}]", "某")):
+        text = F.regexp_replace(text, F.lit(pattern), F.lit(mark))
+    return text
+
+
 def rejected(parsed: DataFrame, feed: Feed, *, batch_id: str, now: datetime) -> DataFrame:
-    """The records that did not parse, as ops.quarantine rows (stage `bronze`, reason, raw text)."""
+    """The records that did not parse, as ops.quarantine rows (stage `bronze`, reason, the line's shape)
+    plus `_clear_raw`, the line itself, for ops.quarantine_raw (`clear_lines`)."""
     return (parsed.where(F.col("_reason").isNotNull())
             .select(F.lit("bronze").alias("stage"), F.lit(feed.name).alias("feed"),
                     F.col("_reason").alias("reason"), F.col("_detail").alias("detail"),
-                    F.col("_raw").alias("raw"), F.lit(None).cast("map<string,string>").alias("record"),
+                    shape(F.col("_raw")).alias("raw"), F.lit(None).cast("map<string,string>").alias("record"),
                     "_file_sha256", "_file_name", "_line", "_delivery_date",
-                    F.lit(batch_id).alias("_batch_id"), F.lit(now).cast("timestamp").alias("quarantined_at")))
+                    F.lit(batch_id).alias("_batch_id"), F.lit(now).cast("timestamp").alias("quarantined_at"),
+                    F.col("_raw").alias("_clear_raw")))
+
+
+def quarantine_rows(rejected_rows: DataFrame) -> DataFrame:
+    """`rejected`'s ops.quarantine rows."""
+    return rejected_rows.drop("_clear_raw")
+
+
+def clear_lines(rejected_rows: DataFrame) -> DataFrame:
+    """`rejected`'s ops.quarantine_raw rows: the clear line, for the pipeline's operators only."""
+    return rejected_rows.select("feed", "reason", F.col("_clear_raw").alias("raw"), "_file_sha256", "_file_name",
+                                "_line", "_delivery_date", "_batch_id", "quarantined_at")
 
 
 def file_figures(parsed: DataFrame) -> DataFrame:

@@ -3,7 +3,10 @@ package org.agrilake.spark;
 import java.lang.reflect.Method;
 import java.security.MessageDigest;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.Locale;
 import java.util.Set;
+import java.util.stream.Collectors;
 
 import org.apache.spark.sql.AnalysisException;
 import org.apache.spark.sql.SparkSession;
@@ -36,11 +39,21 @@ import scala.runtime.BoxedUnit;
  * {@code spark.agrilake.catalog.admin} to the token this JVM was started with (environment variable
  * {@code AGRILAKE_CATALOG_ADMIN_TOKEN}, random per process or server start, never in a command line).
  * Without the variable nothing can write.
+ *
+ * <p>Who reads what: the tables listed in {@code AGRILAKE_CATALOG_RESTRICTED} (set by agrilake when it
+ * starts the JVM; {@code bronze.*} and {@code ops.quarantine_raw} when absent: the layer and the table that
+ * hold personal data in clear) are read only by operators, the sessions whose conf
+ * {@code spark.agrilake.catalog.operator} holds the token in {@code AGRILAKE_CATALOG_OPERATOR_TOKEN}.
+ * Checked on every relation of the plan, views' bodies included.
  */
 public final class ReadOnlyCatalog implements Function1<SparkSessionExtensions, BoxedUnit> {
 
     static final String ADMIN_CONF = "spark.agrilake.catalog.admin";
     static final String ADMIN_ENV = "AGRILAKE_CATALOG_ADMIN_TOKEN";
+    static final String OPERATOR_CONF = "spark.agrilake.catalog.operator";
+    static final String OPERATOR_ENV = "AGRILAKE_CATALOG_OPERATOR_TOKEN";
+    static final String RESTRICTED_ENV = "AGRILAKE_CATALOG_RESTRICTED";
+    static final String RESTRICTED_DEFAULT = "bronze.*,ops.quarantine_raw";
     static final Set<String> LAYERS = Set.of("bronze", "silver", "gold", "ops");
 
     /** Commands that only read metadata or plans (simple class names, V1 and V2 forms). */
@@ -58,9 +71,11 @@ public final class ReadOnlyCatalog implements Function1<SparkSessionExtensions, 
     @Override
     public BoxedUnit apply(SparkSessionExtensions extensions) {
         extensions.injectCheckRule(session -> plan -> {
-            if (!admin(session)) {
+            if (!holds(session, ADMIN_ENV, ADMIN_CONF)) {
+                Set<String> restricted = holds(session, OPERATOR_ENV, OPERATOR_CONF) ? Set.of() : restricted();
                 plan.foreachWithSubqueries(node -> {
                     check((LogicalPlan) node);
+                    readable((LogicalPlan) node, restricted);
                     return BoxedUnit.UNIT;
                 });
             }
@@ -69,12 +84,49 @@ public final class ReadOnlyCatalog implements Function1<SparkSessionExtensions, 
         return BoxedUnit.UNIT;
     }
 
-    static boolean admin(SparkSession session) {
-        String expected = System.getenv(ADMIN_ENV);
+    static Set<String> restricted() {
+        String listed = System.getenv(RESTRICTED_ENV);
+        String spec = listed == null || listed.isBlank() ? RESTRICTED_DEFAULT : listed;
+        return Arrays.stream(spec.split(",")).map(t -> t.trim().toLowerCase(Locale.ROOT))
+                .filter(t -> !t.isEmpty()).collect(Collectors.toUnmodifiableSet());
+    }
+
+    /** Refuses a read of a restricted table (by its catalog name, V1 or V2 form). */
+    static void readable(LogicalPlan node, Set<String> restricted) {
+        if (restricted.isEmpty()) {
+            return;
+        }
+        String database = null;
+        String table = null;
+        if (node instanceof LogicalRelation relation && relation.catalogTable().isDefined()) {
+            var id = relation.catalogTable().get().identifier();
+            database = id.database().isDefined() ? id.database().get() : null;
+            table = id.table();
+        } else if (node instanceof DataSourceV2Relation relation && relation.identifier().isDefined()) {
+            String[] namespace = relation.identifier().get().namespace();
+            database = namespace.length == 1 ? namespace[0] : null;
+            table = relation.identifier().get().name();
+        }
+        if (database == null) {
+            return;
+        }
+        String db = database.toLowerCase(Locale.ROOT);
+        String name = db + "." + table.toLowerCase(Locale.ROOT);
+        if (restricted.contains(db + ".*") || restricted.contains(name)) {
+            ReadOnlyCatalog.<RuntimeException>raise(new ReadOnlyViolation("agrilake's SQL: " + name
+                    + " holds personal data in clear and is readable by the pipeline's operators only"
+                    + (name.equals("ops.quarantine_raw") ? "; ops.quarantine has every quarantined row with its"
+                            + " reason, file, line and the line's shape" : "; silver and gold hold it pseudonymised")
+                    + ". Operators: agrilake sql --operator (see docs/querying.md)."));
+        }
+    }
+
+    static boolean holds(SparkSession session, String env, String conf) {
+        String expected = System.getenv(env);
         if (expected == null || expected.isEmpty()) {
             return false;
         }
-        String given = session.conf().get(ADMIN_CONF, "");
+        String given = session.conf().get(conf, "");
         return MessageDigest.isEqual(expected.getBytes(StandardCharsets.UTF_8), given.getBytes(StandardCharsets.UTF_8));
     }
 
