@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
+from pyspark.sql import functions as F
 from stdnum.cn import uscc
 
 import agrilake.stages.gold as gold
@@ -317,6 +318,52 @@ def test_an_export_reads_the_published_date_after_optimize_and_vacuum_removed_it
     with pytest.raises(export.ExportError, match=rf"rerun `agrilake gold --date {D1}`"):
         export.export_platform(own, "bank", D1, target=store.target(), datasets=[table])
     consume(bank, "bank", table, D1)  # the complete earlier delivery is untouched: refused before upload
+
+
+def test_an_export_killed_at_each_commit_boundary_is_never_half_visible_and_a_rerun_completes_it(lake, store, bank):
+    """SIGKILL at the export's boundaries (parts uploaded without a manifest; manifests written without
+    their ops record): a consumer never takes a prefix without its manifest as complete, and a rerun
+    leaves exactly the delivery and one `complete` record of it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    dataset, creds = "coop_credit_profile", store.credentials()["pipeline"]
+    export.export_platform(lake, "bank", D1, target=store.target(), datasets=[dataset])
+    first = consume(bank, "bank", dataset, D1)[1]["files"]
+    env = {**os.environ, "AGRILAKE_LAKEHOUSE": lake.settings.lakehouse, "AGRILAKE_S3_ENDPOINT": store.endpoint,
+           "AGRILAKE_S3_ACCESS_KEY": creds["access_key"], "AGRILAKE_S3_SECRET_KEY": creds["secret_key"],
+           "AGRILAKE_SPARK_MASTER": "local[1]", "AGRILAKE_SHUFFLE_PARTITIONS": "1"}
+    env.pop("AGRILAKE_S3_CONN_ID", None)
+
+    def records():
+        return tables.read(lake, "ops", "export_manifests").where(
+            f"as_of_date = '{D1}' AND dataset = '{dataset}'").count()
+
+    for point in ("after_export_parts", "before_export_record"):
+        before = records()
+        killed = subprocess.run([sys.executable, "-m", "agrilake.cli", "export", "--platform", "bank", "--date",
+                                 D1.isoformat(), "--dataset", dataset], env={**env, "AGRILAKE_CRASH_AT": point},
+                                capture_output=True, text=True, timeout=600)
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+        assert records() == before, point  # the killed run recorded nothing
+        if point == "after_export_parts":
+            assert keys_under(bank, "bank", prefix_of(dataset)) == [prefix_of(dataset) + "part-00000.parquet"]
+            with pytest.raises(NotComplete, match="NoSuchKey"):
+                consume(bank, "bank", dataset, D1)
+        else:  # the delivery is complete; only its record is missing
+            assert consume(bank, "bank", dataset, D1)[1]["files"] == first
+        export.export_platform(lake, "bank", D1, target=store.target(), datasets=[dataset])
+        table, manifest = consume(bank, "bank", dataset, D1)
+        assert table.num_rows == 25 and manifest["files"] == first, point  # the same bytes as before the kill
+        assert records() == before + 1, point
+        assert tables.read(lake, "ops", "export_manifests").orderBy(F.col("exported_at").desc()).first().status \
+            == "complete"
+
+
+def prefix_of(dataset: str) -> str:
+    return f"{dataset}/as_of={D1.isoformat()}/"
 
 
 def test_multipart_uploads_are_aborted_on_error_and_leftovers_swept(lake, store, bank):

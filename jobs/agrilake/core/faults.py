@@ -3,7 +3,8 @@
 `AGRILAKE_CRASH_AT=<point>` names it; unset (always, outside those tests) it costs one dictionary lookup.
 Points: bronze `after_bronze_merge`, `after_quarantine_merge`; silver `after_silver_append`,
 `after_silver_quarantine`; gold `after_gold_table` (the first of its four commits),
-`before_gold_publication` (all four, not yet recorded).
+`before_gold_publication` (all four, not yet recorded); export `after_export_parts` (parts uploaded
+and verified, no manifest yet), `before_export_record` (manifests written, ops.export_manifests not).
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from agrilake.core import faults
 from agrilake.core.s3 import LocalStoreMissing, S3Target, local_store_target, mask, s3_client
 from agrilake.core.settings import Settings
 
@@ -515,6 +516,7 @@ def export_dataset(ctx, client, *, platform: str, dataset: str, as_of: date) -> 
             delete_keys(client, bucket, stale)
         for part in parts:
             verify_object(client, bucket, prefix + part.name, part.size, part.sha256)
+        faults.crash_point("after_export_parts")  # parts in place, no manifest: the prefix is incomplete
 
         manifest = {
             "manifest_version": MANIFEST_VERSION,
@@ -595,6 +597,7 @@ def export_platform(ctx, platform: str, as_of: date, *, target: S3Target | None 
             log.info(result.summary())
             results.append(result)
     finally:
+        faults.crash_point("before_export_record")  # manifests written, the run not yet recorded
         _record(ctx, records)  # one Delta commit for the whole run
     return results
 
