@@ -193,14 +193,22 @@ def test_json_numbers_read_as_pythons_json_writes_them(parse):
     assert rec.extra["i"] is None and json.loads(rec.extra["j"]) == {"k": [1, 2]}
 
 
-def test_json_repeated_key_keeps_the_last_value_and_trailing_text_is_malformed(parse):
+def test_json_repeated_key_is_quarantined_naming_it_and_trailing_text_is_malformed(parse):
     lines = ['{"sale_id":"S1","coop_id":"C1","sale_id":"S2"}', '{"sale_id":"S3"} and more', "{'sale_id':'S4'}",
-             '  \t ', '"text"']
+             '  \t ', '"text"', '{"sale_id":"S6","x":1,"x":1,"coop_id":"C1"}', '{"sale_id":"S7","x":1}']
     records = parse("\n".join(lines).encode(), SALES)
-    assert [(r.line, r.reason) for r in records] == [(1, None), (2, q.MALFORMED_JSON), (3, q.MALFORMED_JSON),
-                                                     (5, q.MALFORMED_JSON)]
-    assert records[0].values["sale_id"] == "S2"
-    assert [r.detail for r in records[1:]] == [reader.JSON_SYNTAX, reader.JSON_SYNTAX, reader.JSON_NOT_OBJECT]
+    assert [(r.line, r.reason) for r in records] == [(1, q.DUPLICATE_KEY), (2, q.MALFORMED_JSON), (3, q.MALFORMED_JSON),
+                                                     (5, q.MALFORMED_JSON), (6, q.DUPLICATE_KEY), (7, None)]
+    assert [r.detail for r in records[:-1]] == ["record repeats key(s): sale_id", reader.JSON_SYNTAX, reader.JSON_SYNTAX,
+                                                reader.JSON_NOT_OBJECT, "record repeats key(s): x"]
+    assert records[-1].values["sale_id"] == "S7" and records[-1].extra == {"x": "1"}
+
+
+def test_a_header_naming_a_column_twice_quarantines_the_whole_file_naming_it(parse):
+    header = [*COOPS.column_names, "uscc", "note", "note"]
+    text = _csv(header, [_row(), _row()]).decode().splitlines()
+    records = parse(("\n".join([",".join(header), *text[1:]]) + "\n").encode(), COOPS)
+    assert [(r.reason, r.detail) for r in records] == [(q.DUPLICATE_COLUMN, "header repeats column(s): note, uscc")] * 2
 
 
 def test_the_rfc4180_patterns_agree_with_python_csv_line_by_line():

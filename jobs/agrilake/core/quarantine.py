@@ -7,6 +7,8 @@ MALFORMED_CSV = "MALFORMED_CSV"  # unbalanced quote, undecodable bytes
 WRONG_FIELD_COUNT = "WRONG_FIELD_COUNT"  # a CSV row with more or fewer fields than the header
 MALFORMED_JSON = "MALFORMED_JSON"  # a JSONL line that is not a JSON object
 MISSING_COLUMN = "MISSING_COLUMN"  # the whole file lacks a contract column (reason names it)
+DUPLICATE_COLUMN = "DUPLICATE_COLUMN"  # the file's header names a column twice: which value is meant?
+DUPLICATE_KEY = "DUPLICATE_KEY"  # a JSONL record holds a key twice: which value is meant?
 EMPTY_FILE = "EMPTY_FILE"  # no header at all
 
 # Semantic level (silver): the record is not valid.
@@ -53,4 +55,7 @@ DEFECT_REASONS: dict[str, str | None] = {
     "reordered_columns": None,  # matched by header name
 }
 
-PARSE_REASONS = {MALFORMED_CSV, WRONG_FIELD_COUNT, MALFORMED_JSON, MISSING_COLUMN, EMPTY_FILE}
+PARSE_REASONS = {MALFORMED_CSV, WRONG_FIELD_COUNT, MALFORMED_JSON, MISSING_COLUMN, DUPLICATE_COLUMN, DUPLICATE_KEY,
+                 EMPTY_FILE}
+# Reasons that hold for a whole file (every record of it quarantined, the file logged `quarantined`).
+FILE_REASONS = (MISSING_COLUMN, DUPLICATE_COLUMN)

@@ -13,12 +13,12 @@ quote (to know whether a quoted field can span lines). The rules, the same for e
   end of the record; a quote inside an unquoted field is text. Columns bind by the header's names,
   in any order, with or without a BOM; an empty field is null; a record with more or fewer fields
   than the header is WRONG_FIELD_COUNT; a header lacking a contract column quarantines every record
-  of the file as MISSING_COLUMN; a file whose first line is not a readable header quarantines every
-  non-blank line. Blank records are not records.
+  of the file as MISSING_COLUMN, one naming a column twice as DUPLICATE_COLUMN; a file whose first
+  line is not a readable header quarantines every non-blank line. Blank records are not records.
 - JSONL is one object per line; an absent key is null; a value is its text as Python's json gives
-  it (`12.50` -> `12.5`, `5e7` -> `50000000.0`, `true`, a nested object as compact JSON); a repeated
-  key keeps its last value; a line that is not one JSON object is MALFORMED_JSON. Blank lines are
-  not records.
+  it (`12.50` -> `12.5`, `5e7` -> `50000000.0`, `true`, a nested object as compact JSON); a record
+  holding a key twice is DUPLICATE_KEY (which value is meant cannot be known); a line that is not one
+  JSON object is MALFORMED_JSON. Blank lines are not records.
 - A line with bytes that are not UTF-8 quarantines its record (MALFORMED_CSV / MALFORMED_JSON), its
   raw text shown with U+FFFD in their place.
 
@@ -210,9 +210,13 @@ def _jsonl(lines: DataFrame, feed: Feed) -> DataFrame:
     plain = F.col("_plain")
     parsed = parsed.withColumn("_sci", ~plain | scientific)
     sci = F.col("_sci")
-    # A repeated key keeps its last value, as in Python's json: the parsed map keeps both, and
-    # rebuilding it dedups by spark.sql.mapKeyDedupPolicy=LAST_WIN (core/spark.py).
-    deduped = F.map_from_arrays(F.map_keys(obj), F.map_values(obj))
+    # A repeated key quarantines the record (which value is meant?); the parsed map keeps both, and
+    # rebuilding it dedups (spark.sql.mapKeyDedupPolicy=LAST_WIN, core/spark.py) for what follows.
+    keys = F.map_keys(obj)
+    parsed = parsed.withColumn("_repeated", F.when(~plain, F.filter(
+        F.array_distinct(keys), lambda k: F.size(F.filter(keys, lambda x: x == k)) > 1)))
+    repeated = F.size(F.col("_repeated")) > 0
+    deduped = F.map_from_arrays(keys, F.map_values(obj))
     parsed = parsed.withColumn("_obj", F.when(~plain, deduped).otherwise(obj))
     # Jackson's scientific doubles rewritten once in the map (one lambda: per-column copies of the
     # rewrite would grow the generated code past the JVM's 64 KB method limit).
@@ -225,8 +229,10 @@ def _jsonl(lines: DataFrame, feed: Feed) -> DataFrame:
     not_json = F.try_parse_json(text).isNull()
     trailing = ~whole & F.ltrim(text).startswith("{")  # an object with more after it
     detail = (F.when(bad, F.lit(BAD_BYTES))
-              .when(obj.isNull(), F.when(not_json | trailing, F.lit(JSON_SYNTAX)).otherwise(F.lit(JSON_NOT_OBJECT))))
-    return _out(parsed, feed, F.when(bad | obj.isNull(), F.lit(q.MALFORMED_JSON)), detail, _text(),
+              .when(obj.isNull(), F.when(not_json | trailing, F.lit(JSON_SYNTAX)).otherwise(F.lit(JSON_NOT_OBJECT)))
+              .when(repeated, F.concat(F.lit("record repeats key(s): "), F.array_join("_repeated", ", "))))
+    reason = F.when(bad | obj.isNull(), F.lit(q.MALFORMED_JSON)).when(repeated, F.lit(q.DUPLICATE_KEY))
+    return _out(parsed, feed, reason, detail, _text(),
                 {c: obj[c] for c in feed.column_names}, extra, F.col("_line"))
 
 JAVA_DOUBLE = r"^(-?)(\d)\.(\d+)E(-?\d+)$"
@@ -270,9 +276,10 @@ def _csv(spark: SparkSession, files: list[tuple], feed: Feed) -> DataFrame:
             headless.append(_scan(spark, landed, sha))
             continue
         facts = {"_header": strings(header), "_missing": strings([c for c in contract if c not in header]),
-                 "_drift": strings([h for h in header if h not in set(contract)])}
+                 "_drift": strings([h for h in header if h not in set(contract)]),
+                 "_repeated": strings(sorted({h for h in header if header.count(h) > 1}))}
         (multi if spans else single).append(_scan(spark, landed, sha, **facts))
-    keep = ("_header", "_missing", "_drift")
+    keep = ("_header", "_missing", "_drift", "_repeated")
     parts = []
 
     if headless:  # no readable header: nothing binds by name, so every non-blank line is quarantined
@@ -300,9 +307,11 @@ def _records(records: DataFrame, feed: Feed) -> DataFrame:
     missing = F.size("_missing") > 0
     valid = _valid(rec)
     count_wrong = F.size(fields) != width
-    reason = (F.when(missing, F.lit(q.MISSING_COLUMN)).when(~valid | bad, F.lit(q.MALFORMED_CSV))
-              .when(count_wrong, F.lit(q.WRONG_FIELD_COUNT)))
+    repeated = F.size("_repeated") > 0  # a name twice in the header: no value can be bound to it safely
+    reason = (F.when(missing, F.lit(q.MISSING_COLUMN)).when(repeated, F.lit(q.DUPLICATE_COLUMN))
+              .when(~valid | bad, F.lit(q.MALFORMED_CSV)).when(count_wrong, F.lit(q.WRONG_FIELD_COUNT)))
     detail = (F.when(missing, F.concat(F.lit("file lacks column(s): "), F.array_join("_missing", ", ")))
+              .when(repeated, F.concat(F.lit("header repeats column(s): "), F.array_join("_repeated", ", ")))
               .when(~valid, F.lit(NOT_RFC4180)).when(bad, F.lit(BAD_BYTES))
               .when(count_wrong, F.format_string("%d fields, header has %d", F.size(fields), width)))
 

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from agrilake.core import quarantine as q
 from agrilake.core.contracts import Feed
 
 # The lineage a bronze row carries from its file (the rest of schemas/bronze/_lineage.yaml is the batch's).
@@ -73,7 +74,8 @@ def file_figures(parsed: DataFrame) -> DataFrame:
         F.count(F.col("_reason")).alias("bad"),
         F.array_distinct(F.flatten(F.collect_list(
             F.coalesce(F.map_keys("_extra"), F.array().cast("array<string>"))))).alias("cols"),
-        F.max(F.when(F.col("_reason") == "MISSING_COLUMN", F.col("_detail"))).alias("missing"),
+        # a file-level reason (a column missing or repeated in the header) quarantines the whole file
+        F.max(F.when(F.col("_reason").isin(*q.FILE_REASONS), F.col("_detail"))).alias("missing"),
     )
 
 
