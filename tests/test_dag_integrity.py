@@ -36,7 +36,7 @@ for dag_id, dag in bag.dags.items():
         "tasks": [{"id": t.task_id, "owner": t.owner, "retries": t.retries, "operator": type(t).__mro__[1].__name__
                    if type(t).__name__ == "StageSubmit" else type(t).__name__,
                    "outlets": sorted(getattr(o, "name", "") for o in t.outlets),
-                   "failure_callback": bool(t.on_failure_callback),
+                   "failure_callback": bool(t.on_failure_callback), "pool": t.pool,
                    "dates_from": (getattr(t, "op_kwargs", None) or {}).get("dates_from"),
                    "py_files_or_zip": getattr(t, "application", None),
                    "jars": getattr(t, "_jars", None) or getattr(t, "jars", None),
@@ -131,10 +131,16 @@ def test_the_chain_is_driven_by_assets(dagbag):
         a for dag_id in dags if dag_id.startswith("agrilake_silver") for a in dags[dag_id]["schedule_assets"]}
 
 
-def test_cluster_mode_submits_spark_stages_with_spark_submit(tmp_path_factory):
-    bag = _load(tmp_path_factory, AGRILAKE_SPARK_MASTER="spark://127.0.0.1:7077")
+def test_cluster_mode_submits_spark_stages_with_spark_submit(tmp_path_factory, dagbag):
+    """Production's wiring: a Spark cluster, and the lakehouse on S3, where every task that writes it
+    takes the one slot of the writers' pool (S3SingleDriverLogStore: one committing driver at a time)."""
+    bag = _load(tmp_path_factory, AGRILAKE_SPARK_MASTER="spark://127.0.0.1:7077",
+                AGRILAKE_LAKEHOUSE="s3a://lakehouse/agrilake")
     assert bag["errors"] == {}, bag["errors"]
     operators = {(dag_id, t["id"]): t for dag_id, d in bag["dags"].items() for t in d["tasks"]}
+    assert {t["pool"] for t in operators.values()} == {"agrilake_lakehouse_writers"}
+    # a local lakehouse (atomic renames, flocks): no pool needed
+    assert {t["pool"] for d in dagbag["dags"].values() for t in d["tasks"]} == {"default_pool"}
     spark_stages = {k: t for k, t in operators.items() if not k[0].startswith("agrilake_export")
                     and not k[0].startswith("agrilake_maintenance")}
     assert spark_stages

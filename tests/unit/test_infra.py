@@ -85,6 +85,21 @@ def test_secrets_reach_only_the_services_that_need_them(compose):
             assert port.get("host_ip") == "127.0.0.1", (name, port)
 
 
+def test_the_compose_deployment_runs_lakehouse_writers_one_at_a_time(compose):
+    """s3a + S3SingleDriverLogStore: a Delta commit is atomic only among one driver's writers, and each
+    Airflow task is its own driver. The DAGs put every writing task in the pool the init creates with
+    one slot, under the name every Airflow component parses the DAGs with."""
+    proc = compose("config", "--format", "json", env=dummy_secrets())
+    assert proc.returncode == 0, proc.stderr
+    services = json.loads(proc.stdout)["services"]
+    pools = {services[n]["environment"]["AGRILAKE_WRITER_POOL"] for n in ("airflow-dag-processor", "airflow-scheduler")}
+    assert pools == {"agrilake_lakehouse_writers"}
+    init = " ".join(services["airflow-init"]["command"])
+    assert "airflow db migrate" in init and "airflow pools set agrilake_lakehouse_writers 1 " in init, init
+    conf = parse_spark_defaults(ROOT / "infra" / "spark-defaults.conf")
+    assert conf["spark.delta.logStore.s3a.impl"] == "io.delta.storage.S3SingleDriverLogStore"
+
+
 @pytest.mark.parametrize("missing", SECRETS)
 def test_compose_refuses_to_run_without_a_secret(compose, missing):
     env = dummy_secrets()

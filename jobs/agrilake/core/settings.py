@@ -69,6 +69,12 @@ class Settings:
     feed_concurrency: int = _var("AGRILAKE_FEED_CONCURRENCY",
                                  "Feeds (bronze) or tables (silver, gold) a run builds and commits side by side (1 = one after the other).",
                                  default=2)
+    # S3SingleDriverLogStore makes a Delta commit on s3a atomic only among the writers of one driver,
+    # and every Airflow task is a driver of its own: on an object store they must take turns.
+    writer_pool: str | None = _var("AGRILAKE_WRITER_POOL",
+                                   "Airflow pool of every task that writes the lakehouse; `none` = no pool.",
+                                   default_text="`agrilake_lakehouse_writers` (1 slot, create it) when the lakehouse "
+                                                "is on an object store, else none", default=None)
     pseudo_key: str | None = _var("AGRILAKE_PSEUDO_KEY", "HMAC secret that turns a RIC into person_key. Never commit it.",
                                   secret=True, default=None)
     pseudo_key_conn_id: str | None = _var("AGRILAKE_PSEUDO_KEY_CONN_ID",
@@ -152,6 +158,17 @@ class Settings:
     def is_local(self) -> bool:
         return self.spark_master.startswith("local")
 
+    @property
+    def lakehouse_on_object_store(self) -> bool:
+        return "://" in self.lakehouse and not self.lakehouse.startswith("file:")
+
+    @property
+    def airflow_writer_pool(self) -> str | None:
+        """The pool the DAGs put their lakehouse-writing tasks in (AGRILAKE_WRITER_POOL)."""
+        if self.writer_pool:
+            return None if self.writer_pool.lower() == "none" else self.writer_pool
+        return WRITER_POOL if self.lakehouse_on_object_store else None
+
     def table_path(self, layer: str, name: str) -> str:
         return f"{self.lakehouse.rstrip('/')}/{layer}/{name}"
 
@@ -167,6 +184,7 @@ class Settings:
 
 
 GUARD_JAR = "agrilake-readonly-guard.jar"
+WRITER_POOL = "agrilake_lakehouse_writers"
 
 # Credentials of other tools that the pipeline's processes may carry (boto3's, Airflow's connections).
 FOREIGN_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")

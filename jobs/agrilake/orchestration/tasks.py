@@ -238,7 +238,11 @@ def stage_task(settings: Settings, task_id: str, module: str, argv: list[str], *
     AGRILAKE_SPARK_MASTER set to a cluster (spark://, yarn, k8s://) every Spark stage is submitted
     with spark-submit instead: the `agrilake` package shipped as --py-files, the Delta jars as --jars.
     `spark=False` marks a stage that needs no cluster (the export only reads Delta and talks S3).
+    On an object-store lakehouse every stage task runs in the writers' pool (Settings.airflow_writer_pool).
     """
+    pool = settings.airflow_writer_pool
+    if pool:  # every stage writes the lakehouse (the export its ops record): on S3 one commits at a time
+        kwargs.setdefault("pool", pool)
     if spark and not settings.is_local:
         return submit_task(task_id, module, argv, settings, dates_from=dates_from, cumulative=cumulative, **kwargs)
     from airflow.providers.standard.operators.python import PythonOperator
