@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,26 @@ def test_anything_else_is_not_a_delivery_date(name):
 def test_an_object_store_landing_is_refused_not_listed_as_empty():
     with pytest.raises(ValueError, match="local or mounted folder"):
         landing.survey("s3a://bucket/landing", SALES, D)
+
+
+def test_a_folder_or_file_the_pipeline_may_not_read_is_rejected_not_fatal(tmp_path, monkeypatch):
+    """Permission denied, faked because the tests may run as root (which no mode bit stops): the
+    folder or file is logged UNREADABLE and every other file is still taken."""
+    root = tmp_path / "landing"
+    locked_dir = _put(root, "coop/members/2026-11-01/a.csv").parent
+    locked_file = _put(root, "coop/members/2026-11-02/b.csv")
+    _put(root, "coop/members/2026-11-02/c.csv")
+    iterdir, access = landing.Path.iterdir, os.access
+
+    def listing(self):
+        if self == locked_dir:
+            raise PermissionError(13, "Permission denied")
+        return iterdir(self)
+
+    monkeypatch.setattr(landing.Path, "iterdir", listing)
+    monkeypatch.setattr(landing.os, "access", lambda p, mode: Path(p) != locked_file and access(p, mode))
+    found = landing.survey(str(root), MEMBERS, D, settle_seconds=0)
+    assert [f.name for f in found.files] == ["coop/members/2026-11-02/c.csv"]
+    assert {r.name: (r.reason, r.message) for r in found.rejected} == {
+        "coop/members/2026-11-01": (landing.UNREADABLE, "UNREADABLE: delivery folder cannot be listed: Permission denied"),
+        "coop/members/2026-11-02/b.csv": (landing.UNREADABLE, "UNREADABLE: cannot be read: permission denied")}

@@ -147,10 +147,15 @@ def survey(landing: str, feed: Feed, up_to: date, *, settle_seconds: float = 0, 
             for f in sorted(inside) or [entry]:
                 reject(f, NOT_A_DATE_FOLDER, f"folder {entry.name!r} is not a delivery date (YYYY-MM-DD)")
             continue
-        if day > up_to:
-            out.later.extend(rel(f) for f in sorted(entry.iterdir()))
+        try:
+            listed = sorted(entry.iterdir())
+        except OSError as exc:  # e.g. permission denied: the folder's files cannot even be named
+            reject(entry, UNREADABLE, f"delivery folder cannot be listed: {exc.strerror or exc}", day)
             continue
-        for f in sorted(entry.iterdir()):
+        if day > up_to:
+            out.later.extend(rel(f) for f in listed)
+            continue
+        for f in listed:
             if f.name.startswith("."):
                 out.hidden.append(rel(f))
                 continue
@@ -174,6 +179,9 @@ def survey(landing: str, feed: Feed, up_to: date, *, settle_seconds: float = 0, 
                 info = f.stat()
             except OSError as exc:
                 reject(f, UNREADABLE, f"cannot be read: {exc.strerror or exc}", day)
+                continue
+            if not os.access(f, os.R_OK):
+                reject(f, UNREADABLE, "cannot be read: permission denied", day)
                 continue
             if now - info.st_mtime < settle_seconds:
                 out.settling.append(rel(f))
