@@ -1,17 +1,28 @@
 """The whole chain through Airflow on a small landing: the real doctor, ingest, silver, gold and export
 DAG files, in the order their Assets schedule them, run by `agrilake dags-test`.
 The doctor's Delta table takes a MERGE and time travel, bronze and silver rows appear, gold publishes D1, the export lands manifest-complete datasets in the
-platforms' buckets with credentials from an Airflow connection, and no secret appears in any task log."""
+platforms' buckets with credentials from an Airflow connection; then the data docs and the report are
+built from what the run left, and everything the run left behind (every Delta table and Parquet file,
+task logs, GX results, data docs, the report, both buckets) is scanned for the clear RIC, name and phone
+of the landing (allowed in bronze and ops.quarantine_raw only) and for secrets planted in the DAGs'
+environment (allowed nowhere)."""
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
+from contextlib import redirect_stdout
+from io import StringIO
 from pathlib import Path
 
 import pytest
 
+from agrilake import cli
 from agrilake.core.contracts import packaged
+from agrilake.core.pseudonymise import key_pads, person_key
 from agrilake.orchestration.tasks import pipeline_dag_ids
+from tests import pii_scan
 from tests.integration.conftest import dag_run_states, run_dags
 from tests.integration.test_bronze import _drop
 from tests.integration.test_silver import D1, coop_row, divisions_csv, member_row, sales_jsonl, valid_ric
@@ -19,15 +30,23 @@ from tests.unit.test_landing import _csv
 
 pytestmark = pytest.mark.integration
 
+# A members line with one field too many (a phone typed into a trailing column): quarantined while
+# parsing (WRONG_FIELD_COUNT), so only ops.quarantine_raw may keep it in clear.
+BAD_RIC, BAD_NAME, BAD_PHONE = valid_ric("11010119850505002"), "孙七", "13800001111"
+# Where clear personal data may be: the landing (the input), bronze and the clear parse-stage lines.
+PERSONAL_ALLOWED = ("landing/*", "lake/bronze/*", "lake/ops/quarantine_raw/*")
+
 
 def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
     contracts = packaged()
     landing, lake = tmp_path / "landing", tmp_path / "lake"
+    members = contracts.feed("coop_members").column_names
+    bad_line = ",".join([member_row("C1", BAD_RIC, member_name=BAD_NAME).get(h, "") for h in members] + [BAD_PHONE])
     _drop(landing, "ref_divisions", D1, "divisions.csv", divisions_csv())
     _drop(landing, "coop_cooperatives", D1, "coops.csv",
           _csv(contracts.feed("coop_cooperatives").column_names, [coop_row("C1")]))
     _drop(landing, "coop_members", D1, "members.csv",
-          _csv(contracts.feed("coop_members").column_names, [member_row("C1", valid_ric())]))
+          _csv(members, [member_row("C1", valid_ric())]) + f"{bad_line}\n".encode())
     _drop(landing, "coop_sales", D1, "sales.jsonl", sales_jsonl([{"sale_id": "S1", "coop_id": "C1"}]))
     # the DAGs' tasks run in a process of their own: the environment is their input
     env = {"AGRILAKE_LANDING": str(landing), "AGRILAKE_LAKEHOUSE": str(lake)}
@@ -38,7 +57,12 @@ def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
     creds = store.credentials()["pipeline"]
     conn = {"conn_type": "aws", "login": creds["access_key"], "password": creds["secret_key"],
             "extra": {"endpoint_url": store.endpoint}}
-    chain_env = {**env, "AGRILAKE_S3_CONN_ID": "agrilake_s3", "AIRFLOW_CONN_AGRILAKE_S3": json.dumps(conn)}
+    # Sentinel secrets the tasks carry: the pseudonymisation key (instead of the public demo key) and
+    # a cloud secret nothing should use. (Not AGRILAKE_S3_*: those would win over the connection.)
+    pseudo_key = "sentinel-hmac-key-" + secrets.token_hex(10)
+    aws_secret = "sentinel-aws-secret-" + secrets.token_hex(10)
+    chain_env = {**env, "AGRILAKE_S3_CONN_ID": "agrilake_s3", "AIRFLOW_CONN_AGRILAKE_S3": json.dumps(conn),
+                 "AGRILAKE_PSEUDO_KEY": pseudo_key, "AWS_SECRET_ACCESS_KEY": aws_secret}
     dags = pipeline_dag_ids(contracts)
     assert {"agrilake_ingest_ref", "agrilake_silver_divisions", "agrilake_ingest_coop", "agrilake_silver_coop",
             "agrilake_gold", "agrilake_export"} <= set(dags)
@@ -59,7 +83,9 @@ def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
 
     assert read("bronze", "coop_sales").count() == 1
     assert [r.sale_id for r in read("silver", "sales").collect()] == ["S1"]
-    assert read("silver", "members").first().person_key is not None
+    # the member's key is made with the planted key, not the demo key
+    assert [r.person_key for r in read("silver", "members").collect()] == [person_key(valid_ric(), pseudo_key)]
+    assert [r.reason for r in read("ops", "quarantine").collect()] == ["WRONG_FIELD_COUNT"]
     assert read("gold", "coop_credit_profile").where(f"as_of_date = '{D1}'").count() == 1
     for platform, datasets in {"bank": ("coop_credit_profile", "household_credit_profile"),
                                "gov": ("logistics_division_daily", "credit_county_summary")}.items():
@@ -71,7 +97,51 @@ def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
 
     # the task logs: what `airflow dags test` printed, and every log file under the Airflow home
     files = [f for f in Path(airflow_env["AIRFLOW_HOME"]).rglob("*.log") if f.is_file()]
-    logs += "".join(f.read_text(errors="replace") for f in files)
-    assert "export_bank" in logs and "export_gov" in logs, "the export tasks' logs were not captured"
-    for identity, keys in store.credentials().items():
-        assert keys["secret_key"] not in logs, f"the {identity} secret appears in a task log"
+    task_logs = logs + "".join(f.read_text(errors="replace") for f in files)
+    assert "export_bank" in task_logs and "export_gov" in task_logs, "the export tasks' logs were not captured"
+
+    # what analysts get from the run: the data docs of its GX results and the report, both beside the
+    # lake (quality.data_dir), built by the entry points in this process on the test run's Spark
+    with pytest.MonkeyPatch.context() as mp, redirect_stdout(StringIO()):
+        import agrilake.core.spark
+
+        mp.setenv("AGRILAKE_LAKEHOUSE", str(lake))
+        mp.setattr(agrilake.core.spark, "get_spark", lambda *a, **k: spark)
+        assert cli.main(["datadocs"]) == 0
+        assert cli.main(["report", "--date", D1.isoformat()]) == 0
+    assert list((tmp_path / "gx" / "validations").glob("*.json")), "no GX result was kept"
+    assert (tmp_path / "data_docs" / "index.html").is_file() and list((tmp_path / "reports").glob("*.html"))
+
+    # The scan. Personal: the clear values of the landing; secrets: the planted ones, the key's HMAC
+    # pads (pseudonymise.with_key_pads joins them as data; either gives the key back) and the store's.
+    personal = [valid_ric(), "赵六", "王五", "13912345678", BAD_RIC, BAD_NAME, BAD_PHONE]
+    pads = [form(p) for p in key_pads(pseudo_key) for form in (bytes.hex, lambda b: base64.b64encode(b).decode())]
+    secret = [pseudo_key, aws_secret, *pads, *(keys["secret_key"] for keys in store.credentials().values())]
+    needles = personal + secret
+    member_key = person_key(valid_ric(), pseudo_key)
+    in_tables = pii_scan.scan_tables(spark, lake, needles)
+    in_files = pii_scan.scan_files(tmp_path, needles)  # landing, lake, GX results, data docs, report
+    in_airflow = pii_scan.scan_files(Path(airflow_env["AIRFLOW_HOME"]), needles)  # task logs, metadata DB
+    in_output = pii_scan.scan_text(logs, needles, "dags-test output")  # the task logs (DAG.test() prints them)
+    in_store = pii_scan.scan_files(store.root, needles, suffixes=(".log",))  # its credential files hold secrets
+    in_buckets = [h for b in ("bank", "gov") for h in pii_scan.scan_bucket(store.client(b), b, needles + [member_key])]
+
+    # the scan finds what is meant to be there, so its silence elsewhere means something
+    assert {("bronze/coop_members", valid_ric()), ("bronze/coop_members", "赵六"),
+            ("bronze/coop_cooperatives", "13912345678"), ("ops/quarantine_raw", BAD_RIC),
+            ("ops/quarantine_raw", BAD_NAME), ("ops/quarantine_raw", BAD_PHONE)} <= set(in_tables), in_tables
+    assert ("landing/coop/members/2026-11-01/members.csv", BAD_NAME) in in_files, in_files
+    assert any(n == BAD_NAME and w.startswith("lake/ops/quarantine_raw/") and w.endswith(".parquet")
+               for w, n in in_files), in_files
+    assert any(w.startswith("bank/household_credit_profile/") and n == member_key for w, n in in_buckets), in_buckets
+    found = {
+        "Delta tables": pii_scan.leaks(in_tables, personal, ("bronze/*", "ops/quarantine_raw")),
+        f"files under {tmp_path}": pii_scan.leaks(in_files, personal, PERSONAL_ALLOWED),
+        f"files under {airflow_env['AIRFLOW_HOME']}": pii_scan.leaks(in_airflow, personal, ()),
+        "the dags-test output": pii_scan.leaks(in_output, personal, ()),
+        "the object store's logs": pii_scan.leaks(in_store, personal, ()),
+        # the exports may hold person keys, and nothing else of the needles
+        "the buckets": pii_scan.leaks(in_buckets, [member_key], ("*",)),
+    }
+    assert not any(found.values()), "clear personal data or a secret where it must not be: " + "; ".join(
+        f"{where}: {hits}" for where, hits in found.items() if hits)
