@@ -11,6 +11,8 @@ from agrilake.core import quality
 
 SUITE = "silver.datadocs_probe"
 NOT_NULL = {"expectation": "expect_column_values_to_not_be_null", "kwargs": {"column": "n"}, "severity": "critical"}
+COLUMNS = {"expectation": "expect_table_columns_to_match_ordered_list", "kwargs": {"column_list": ["n", "s"]},
+           "severity": "critical"}
 AT_MOST_2 = {"expectation": "expect_column_values_to_be_between", "kwargs": {"column": "n", "max_value": 2},
              "severity": "critical"}
 
@@ -33,8 +35,8 @@ def _build(ctx, monkeypatch, capsys) -> Path:
 def test_data_docs_of_the_latest_validation(ctx, lakehouse, monkeypatch, capsys):
     df = ctx.spark.createDataFrame([(1, "a"), (2, "b"), (3, None)], "n int, s string")
     results = quality.results_dir(ctx.settings)
-    result = quality.validate(df, SUITE, [NOT_NULL, AT_MOST_2], keep_in=results)
-    assert [o.success for o in result.outcomes] == [True, False]
+    result = quality.validate(df, SUITE, [NOT_NULL, AT_MOST_2, COLUMNS], keep_in=results)
+    assert [o.success for o in result.outcomes] == [True, False, True]
     kept = results / f"{SUITE}.json"
     assert kept.exists() and kept.parent.parent.parent == lakehouse.parent  # beside the lakehouse, not in the repo
 
@@ -49,6 +51,8 @@ def test_data_docs_of_the_latest_validation(ctx, lakehouse, monkeypatch, capsys)
     # each expectation by its type, arguments and severity, the failing one marked as blocking
     assert re.search(r"expect_column_values_to_be_between\(max_value=2(\.0)?\): critical, blocks the publish", page)
     assert "expect_column_values_to_not_be_null(): critical 100% not null" in page
+    # a passed table-level expectation keeps its page renderable (GX drops a page lacking observed_value)
+    assert "expect_table_columns_to_match_ordered_list(column_list=['n', 's']): critical" in page
     assert f"Data asset: {SUITE}" in page
     assert "1 unexpected values found" in page
     index_html = index.read_text(encoding="utf-8")

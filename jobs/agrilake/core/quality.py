@@ -147,15 +147,27 @@ def _index(r) -> int:
     return int(r.expectation_config.meta["index"])
 
 
+# A passed table-level expectation observed what it expects: the kwarg that holds it.
+_OBSERVED_WHEN_PASSED = {"expect_table_columns_to_match_ordered_list": "column_list",
+                         "expect_table_columns_to_match_set": "column_set",
+                         "expect_table_row_count_to_equal": "value", "expect_table_column_count_to_equal": "value"}
+
+
 def _passed_map_result(r) -> None:
-    """A passed map expectation without `mostly` had no unexpected value: say so (the data docs
-    render "100% not null" instead of "unknown"), as BASIC would have."""
+    """Fill in the result a passed expectation skipped in the BOOLEAN_ONLY pass, as BASIC would have:
+    a map expectation without `mostly` had no unexpected value (the data docs render "100% not null",
+    not "unknown"); a table-level one gets its observed value (GX's renderer drops a page without it)."""
     import great_expectations as gx
 
     cfg = r.expectation_config
+    if not r.success or r.result:
+        return
     cls = getattr(gx.expectations, _class_name(cfg.type), None)
-    if r.success and not r.result and getattr(cls, "map_metric", None) and cfg.kwargs.get("mostly") in (None, 1):
-        r.result = {"unexpected_count": 0, "unexpected_percent": 0.0, "partial_unexpected_list": []}
+    if getattr(cls, "map_metric", None):
+        if cfg.kwargs.get("mostly") in (None, 1):
+            r.result = {"unexpected_count": 0, "unexpected_percent": 0.0, "partial_unexpected_list": []}
+        return
+    r.result = {"observed_value": cfg.kwargs.get(_OBSERVED_WHEN_PASSED.get(cfg.type, ""))}
 
 
 def _summarise(result: dict[str, Any]) -> str:
