@@ -16,12 +16,12 @@ export AIRFLOW__CORE__UNIT_TEST_MODE ?= False
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test setup venv jars guard airflow-home browser lint bench clean
+.PHONY: run test setup venv jars guard airflow-home browser consumer lint bench clean
 
 run: setup
 	$(BIN)/agrilake demo
 
-test: setup browser
+test: setup browser consumer
 	bash infra/run_tests.sh
 
 setup: venv jars guard airflow-home
@@ -36,6 +36,17 @@ $(VENV)/.installed: pyproject.toml setup.py infra/constraints.txt
 	# from source again (import great_expectations: 18 s without .pyc, 6.5 s with).
 	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c infra/constraints.txt -e '.[dev]'
 	$(BIN)/uv pip check --python $(BIN)/python
+	touch $@
+
+# A consumer's own tools (datacontract-cli), apart from agrilake's venv as a bank's would be: the tests
+# check exported datasets with them.
+CONSUMER_VENV := $(ROOT)/.venv-consumer
+consumer: $(CONSUMER_VENV)/.installed
+$(CONSUMER_VENV)/.installed: infra/consumer-requirements.txt $(VENV)/.installed
+	@echo ">> creating $(CONSUMER_VENV) with the consumer's tools (datacontract-cli)"
+	test -x $(CONSUMER_VENV)/bin/python || $(PYTHON) -m venv $(CONSUMER_VENV)
+	$(BIN)/uv pip install -q --python $(CONSUMER_VENV)/bin/python -r infra/consumer-requirements.txt
+	$(CONSUMER_VENV)/bin/python infra/install_duckdb_extensions.py
 	touch $@
 
 jars: $(JARS)/.fetched

@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     **importlib.import_module("agrilake.analyst").COMMANDS,  # sql, tables, describe, catalog, sql-server
     "dictionary": ("agrilake.analyst.dictionary", "write the data dictionary (docs/data_dictionary.md, .html) from the contracts"),
     "datadocs": ("agrilake.analyst.datadocs", "render the Great Expectations data docs of the latest validations"),
+    "fetch": ("agrilake.consumer.fetch", "a platform's side: list, download and verify its deliveries (sizes, SHA-256)"),
+    "contract": ("agrilake.stages.datacontract", "the ODCS data contract of each exported dataset (print, --write, --check)"),
     "report": ("agrilake.analyst.report", "self-contained HTML report with charts of the gold tables for a date"),
     "demo": ("agrilake.devdata.demo", "the README's main job: demo data through Airflow, then a summary"),
     "maintenance": ("agrilake.stages.maintenance", "OPTIMIZE and VACUUM every Delta table, report sizes before/after"),

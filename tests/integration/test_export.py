@@ -21,6 +21,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from botocore.exceptions import ClientError
 from pyspark.sql import functions as F
 from stdnum.cn import uscc
@@ -35,7 +36,7 @@ from agrilake.stages import export
 pytestmark = pytest.mark.integration
 
 D1, D2, D3, D4, D5 = (date(2024, 6, d) for d in (27, 28, 29, 30, 26))
-PREFIX_KEYS = re.compile(r"^[a-z_]+/as_of=\d{4}-\d{2}-\d{2}/(part-\d{5}\.parquet|_manifest\.json)$")
+PREFIX_KEYS = re.compile(r"^[a-z_]+/as_of=\d{4}-\d{2}-\d{2}/(part-\d{5}\.parquet|_manifest\.json|_contract\.yaml)$")
 
 COOP_DDL = (
     "as_of_date date, coop_id string, uscc string, coop_name string, status string, province_code string, "
@@ -76,6 +77,11 @@ def uscc_of(i: int) -> str:
     return body + uscc.calc_check_digit(body)
 
 
+def tier(score: int) -> str:
+    """docs/metrics.md: A >= 700, B 640..699, C 580..639, D < 580 (the published contract checks it)."""
+    return "A" if score >= 700 else "B" if score >= 640 else "C" if score >= 580 else "D"
+
+
 def coop_rows(d: date, n: int, *, status: str = "active"):
     rows = []
     for i in range(n):
@@ -85,7 +91,7 @@ def coop_rows(d: date, n: int, *, status: str = "active"):
             village[:2], village[:4], village[:6], village[:9], village, "平山县",
             i % 12, 10 + i, Decimal(f"{100 + i}.50"), Decimal(f"{i * 1000}.00"), 0.3 if i % 2 else None, i * 3,
             Decimal(f"{i * 12}.25"), i % 3, Decimal(f"{(i % 3) * 50000}.00"), Decimal("0.00"), i % 40,
-            0.95 if i % 2 else None, Decimal("0.00"), 600 + i, "B", ["SALES_NONE"] if i == 0 else [],
+            0.95 if i % 2 else None, Decimal("0.00"), 600 + i, tier(600 + i), ["SALES_NONE"] if i == 0 else [],
         ))
     return rows
 
@@ -138,6 +144,14 @@ def consume(client, bucket: str, dataset: str, d: date) -> tuple[pa.Table, dict]
         pieces.append(pq.read_table(io.BytesIO(body)))
     table = pa.concat_tables(pieces)
     assert table.num_rows == manifest["row_count"] == sum(f["rows"] for f in manifest["files"])
+    # the delivery's data contract: listed with its digest, describing exactly these columns and parts
+    body = client.get_object(Bucket=bucket, Key=manifest["contract"]["key"])["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == manifest["contract"]["sha256"] and len(body) == manifest["contract"]["size"]
+    contract = yaml.safe_load(body)
+    assert (contract["kind"], contract["name"], contract["version"]) == ("DataContract", dataset,
+                                                                         manifest["contract"]["version"])
+    assert [p["name"] for p in contract["schema"][0]["properties"]] == table.column_names
+    assert contract["servers"][0]["location"] == f"s3://{bucket}/{prefix}*.parquet"
     assert table.column_names == [c["name"] for c in manifest["schema"]]
     return table, manifest
 
@@ -247,7 +261,7 @@ def test_reexport_replaces_the_prefix_and_removes_stale_parts(lake, store, bank)
     small_parts = lake.with_settings(export_part_rows=4)
     export.export_platform(small_parts, "bank", D2, target=store.target(), datasets=["coop_credit_profile"])
     assert keys_under(bank, "bank", prefix) == [prefix + n for n in (
-        "_manifest.json", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet")]
+        "_contract.yaml", "_manifest.json", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet")]
     _, first = consume(bank, "bank", "coop_credit_profile", D2)
     assert [f["rows"] for f in first["files"]] == [4, 4, 2]
 
@@ -257,7 +271,8 @@ def test_reexport_replaces_the_prefix_and_removes_stale_parts(lake, store, bank)
 
     write_coops(lake, D2, 6, status="dissolved")  # gold rebuilt: fewer rows
     export.export_platform(lake, "bank", D2, target=store.target(), datasets=["coop_credit_profile"])
-    assert keys_under(bank, "bank", prefix) == [prefix + "_manifest.json", prefix + "part-00000.parquet"]
+    assert keys_under(bank, "bank", prefix) == [prefix + "_contract.yaml", prefix + "_manifest.json",
+                                                prefix + "part-00000.parquet"]
     table, manifest = consume(bank, "bank", "coop_credit_profile", D2)
     assert table.num_rows == 6 and set(table.column("status").to_pylist()) == {"dissolved"}
     assert manifest["source"]["delta_version"] > first["source"]["delta_version"]
@@ -349,7 +364,8 @@ def test_an_export_killed_at_each_commit_boundary_is_never_half_visible_and_a_re
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
         assert records() == before, point  # the killed run recorded nothing
         if point == "after_export_parts":
-            assert keys_under(bank, "bank", prefix_of(dataset)) == [prefix_of(dataset) + "part-00000.parquet"]
+            assert keys_under(bank, "bank", prefix_of(dataset)) == [prefix_of(dataset) + n for n in (
+                "_contract.yaml", "part-00000.parquet")]
             with pytest.raises(NotComplete, match="NoSuchKey"):
                 consume(bank, "bank", dataset, D1)
         else:  # the delivery is complete; only its record is missing

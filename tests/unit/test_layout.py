@@ -234,3 +234,10 @@ def test_the_specs_rule_is_checked():
               "def suites():\n    return Path(__file__).parent.parent / 'expectations'\n"
               "def root():\n    return Path(__file__).parent\n")
     assert file_path_lookups(ast.parse(source), source) == [3, 2]
+
+
+def test_the_consumer_client_uses_nothing_of_the_pipeline():
+    # agrilake.consumer checks the deliveries: sharing the exporter's code would share its bugs
+    bad = [f"consumer imports {b} at {', '.join(where)}" for (a, b), where in sorted(room_edges().items())
+           if a == "consumer"]
+    assert not bad, "\n".join(bad)

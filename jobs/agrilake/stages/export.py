@@ -5,6 +5,7 @@
 For each dataset the platform gets (docs/metrics.md, Exports), the gold partition of D becomes
 
     s3://<platform bucket>/<dataset>/as_of=D/part-00000.parquet ...   (a new part every N rows)
+    s3://<platform bucket>/<dataset>/as_of=D/_contract.yaml           (its ODCS data contract)
     s3://<platform bucket>/<dataset>/as_of=D/_manifest.json           (written last)
 
 **Consumers trust only a manifest-complete prefix**: `_manifest.json` exists, and every file it lists
@@ -67,6 +68,7 @@ from pathlib import Path
 from agrilake.core import faults
 from agrilake.core.s3 import LocalStoreMissing, S3Target, local_store_target, mask, s3_client
 from agrilake.core.settings import Settings
+from agrilake.stages import datacontract
 
 log = logging.getLogger(__name__)
 
@@ -502,20 +504,29 @@ def export_dataset(ctx, client, *, platform: str, dataset: str, as_of: date) -> 
     table, suppression = suppress_small_cells(table, platform=platform, dataset=dataset, min_cell=s.gov_min_cell)
     guard(table, platform=platform, dataset=dataset)
     chunk_bytes = max(s.export_multipart_mb, 5) * MIB  # S3's smallest multipart part is 5 MiB
+    contract = datacontract.generate(ctx.contracts, s.expectations_dir, platform, dataset, server=datacontract.server_for(
+        platform, bucket, prefix, getattr(client.meta, "endpoint_url", None)))
+    datacontract.validate(contract)
     with tempfile.TemporaryDirectory(prefix="agrilake-export-") as tmp:
         parts = write_parts(table, Path(tmp), s.export_part_rows)
+        contract_body = datacontract.dump(contract).encode("utf-8")
+        contract_path = Path(tmp) / datacontract.CONTRACT_FILE
+        contract_path.write_bytes(contract_body)
+        contract_key, contract_sha = prefix + datacontract.CONTRACT_FILE, hashlib.sha256(contract_body).hexdigest()
         manifest_key = prefix + MANIFEST
         client.delete_object(Bucket=bucket, Key=manifest_key)  # first: the prefix stops being complete
         abort_uploads(client, bucket, prefix)
         for part in parts:
             upload_file(client, bucket, prefix + part.name, part.path, chunk_bytes=chunk_bytes)
-        new_keys = {prefix + p.name for p in parts}
+        upload_file(client, bucket, contract_key, contract_path, chunk_bytes=chunk_bytes, content_type="application/yaml")
+        new_keys = {prefix + p.name for p in parts} | {contract_key}
         stale = [k for k in list_keys(client, bucket, prefix) if k not in new_keys]
         if stale:
             log.info("removing %d stale object(s) under s3://%s/%s", len(stale), bucket, prefix)
             delete_keys(client, bucket, stale)
         for part in parts:
             verify_object(client, bucket, prefix + part.name, part.size, part.sha256)
+        verify_object(client, bucket, contract_key, len(contract_body), contract_sha)
         faults.crash_point("after_export_parts")  # parts in place, no manifest: the prefix is incomplete
 
         manifest = {
@@ -532,6 +543,9 @@ def export_dataset(ctx, client, *, platform: str, dataset: str, as_of: date) -> 
             "files": [{"key": prefix + p.name, "size": p.size, "sha256": p.sha256, "rows": p.rows} for p in parts],
             "quality": quality,
             "disclosure_control": suppression,
+            # the ODCS contract this delivery keeps (agrilake.stages.datacontract), beside this manifest
+            "contract": {"key": contract_key, "version": contract["version"], "api_version": contract["apiVersion"],
+                         "size": len(contract_body), "sha256": contract_sha},
             # the version read: D's partition there is exactly what its publication wrote
             "source": {"table": f"gold.{dataset}", "delta_version": version,
                        "published_version": published_version},
