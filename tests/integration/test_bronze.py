@@ -96,22 +96,31 @@ def test_duplicate_file_missing_column_and_rerun(ctx, landing_root):
     assert _counts(ctx) == first
 
 
-def test_killed_run_then_rerun_gives_exact_counts(ctx, landing_root, lakehouse):
+def test_killed_runs_then_rerun_give_exact_counts(ctx, landing_root, lakehouse):
+    """SIGKILL at each commit boundary of an ingest, one run after the other on the same lakehouse: after
+    the bronze append, after the clear quarantine lines, after the quarantine (the log never written).
+    The rerun leaves every row, quarantine row and log row exactly once."""
     # the child process is an entry point: the environment is its input (the same lakehouse as ctx's)
     assert ctx.settings.lakehouse == str(lakehouse)
-    env = dict(os.environ, AGRILAKE_LAKEHOUSE=str(lakehouse), AGRILAKE_CRASH_AT="after_bronze_merge",
-               AGRILAKE_SHUFFLE_PARTITIONS="1")
     cmd = [sys.executable, "-m", "agrilake.cli", "ingest", "--date", D1.isoformat(), "--system", "coop",
            "--landing", str(landing_root)]
-    killed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    # bronze got rows, the log did not: the rerun must not add them twice
-    assert tables.read(ctx, "bronze", "coop_cooperatives").count() == 2
+    for point in ("after_bronze_merge", "after_quarantine_raw_merge", "after_quarantine_merge"):
+        env = dict(os.environ, AGRILAKE_LAKEHOUSE=str(lakehouse), AGRILAKE_CRASH_AT=point,
+                   AGRILAKE_SHUFFLE_PARTITIONS="1")
+        killed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+        # bronze got rows, the log did not: no rerun may add them twice
+        assert tables.read(ctx, "bronze", "coop_cooperatives").count() == 2, point
+        assert not tables.exists(ctx, "ops", "ingest_log") or tables.read(ctx, "ops", "ingest_log").count() == 0
+    assert tables.read(ctx, "ops", "quarantine_raw").count() == tables.read(ctx, "ops", "quarantine").count() == 1
     # the rerun in this process: the kill is what needs a process of its own
     bronze.ingest(ctx, "coop", D1, str(landing_root))
     counts = _counts(ctx)
     assert counts["coop_cooperatives"] == 2 and counts["coop_sales"] == 3 and counts["quarantine"] == 1
     assert tables.read(ctx, "bronze", "coop_sales").select("_file_sha256", "_line").distinct().count() == 3
+    assert tables.read(ctx, "ops", "quarantine_raw").count() == 1
+    log = tables.read(ctx, "ops", "ingest_log").collect()
+    assert len(log) == len({r.file_name for r in log}) and all(r.read == r.accepted + r.quarantined for r in log)
 
 
 def test_late_file_in_an_old_delivery_folder_is_picked_up(ctx, landing_root):

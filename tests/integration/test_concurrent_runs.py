@@ -1,7 +1,7 @@
 """Runs at once, for real: `agrilake ingest` processes of different systems and of one system started
 together on one new lakehouse (they race to create the ops tables and MERGE into the same ingest log
-and quarantine), then two silver runs of one domain together (threads of this process: the domain
-lock is an flock, which separate opens contend for even in one process). Every run succeeds, every
+and quarantine), then two silver domains and a second run of one of them together (threads of this
+process: the domain lock is an flock, which separate opens contend for even in one process). Every run succeeds, every
 landed file is logged once, every bronze row is settled once, and a rerun finds nothing to do."""
 
 from __future__ import annotations
@@ -61,13 +61,18 @@ def test_ingests_and_silver_runs_at_once_give_exact_tables(ctx, tmp_path):
         assert quarantined == sum(r.quarantined for r in rows), feed
     assert bronze.ingest(ctx, "coop", DAY, str(landing)) == []  # a rerun: nothing new
 
-    silver.run(ctx, "divisions", DAY)
-    with ThreadPoolExecutor(2) as pool:
-        both = [pool.submit(silver.run, ctx, "coop", DAY) for _ in range(2)]
-        counts = [f.result() for f in both]
-    # the second waited for the first and found only the rows it left held: they stay held
-    second = min(counts, key=lambda run: sum(c["accepted"] for c in run))
-    assert all(c["accepted"] == c["quarantined"] == c["duplicate"] == 0 for c in second), second
+    # two domains at once, and two runs of one of them: `coop` refers to `divisions`, so rows a coop run
+    # conforms before the divisions are committed wait (held) and a later run releases them
+    with ThreadPoolExecutor(3) as pool:
+        runs = [pool.submit(silver.run, ctx, domain, DAY) for domain in ("divisions", "coop", "coop")]
+        for run in runs:
+            run.result()
+    silver.run(ctx, "coop", DAY)
+    again = silver.run(ctx, "divisions", DAY) + silver.run(ctx, "coop", DAY)  # a rerun: nothing new
+    assert all(c["accepted"] == c["quarantined"] == c["duplicate"] == 0 for c in again), again
+    divisions = tables.read(ctx, "ops", "silver_ledger").where("feed = 'ref_divisions'")
+    assert divisions.count() == divisions.select("_file_sha256", "_line").distinct().count() \
+        == tables.read(ctx, "bronze", "ref_divisions").count()
     ledger = tables.read(ctx, "ops", "silver_ledger").where("feed LIKE 'coop_%'")
     assert ledger.count() == ledger.select("_file_sha256", "_line").distinct().count()  # one outcome per row
     coop_rows = sum(tables.read(ctx, "bronze", f).count() for f in ("coop_cooperatives", "coop_members", "coop_sales"))

@@ -44,7 +44,7 @@ def e2e(session_ctx, tmp_path_factory):
 @pytest.fixture(scope="module")
 def pipeline_run(e2e, spark):
     ctx, landing = e2e, Path(e2e.settings.landing)
-    assert generate.main(["--start", START.isoformat(), "--days", str(DAYS), "--scale", "0.2", "--seed", "3",
+    assert generate.main(["--start", START.isoformat(), "--days", str(DAYS), "--scale", "0.1", "--seed", "3",
                           "--defect-rate", "0.03", "--landing", str(landing)]) == 0
     # The first day through gold, then one run at the last date that takes every later delivery
     # folder (the held-then-released path across days is covered by test_silver); two runs instead

@@ -1,7 +1,7 @@
 """Fault injection for the exactly-once tests: a stage's process is really killed (SIGKILL) at a named point.
 
 `AGRILAKE_CRASH_AT=<point>` names it; unset (always, outside those tests) it costs one dictionary lookup.
-Points: bronze `after_bronze_merge`, `after_quarantine_merge`; silver `after_silver_append`,
+Points: bronze `after_bronze_merge`, `after_quarantine_raw_merge`, `after_quarantine_merge`; silver `after_silver_append`,
 `after_silver_quarantine`; gold `after_gold_table` (the first of its four commits),
 `before_gold_publication` (all four, not yet recorded); export `after_export_parts` (parts uploaded
 and verified, no manifest yet), `before_export_record` (manifests written, ops.export_manifests not).

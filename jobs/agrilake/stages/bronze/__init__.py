@@ -169,6 +169,7 @@ def record(ctx: RunContext, log_rows: list[dict], rejected: list, batch_id: str,
         # idempotent on (file, line), so a run killed between them completes both when rerun
         tables.merge(ctx, transform.clear_lines(union), "ops", "quarantine_raw",
                      f"t._file_sha256 = s._file_sha256 AND t._line = s._line AND t._file_sha256 IN ({shas})")
+        faults.crash_point("after_quarantine_raw_merge")
         tables.merge(ctx, transform.quarantine_rows(union), "ops", "quarantine",
                      "t.stage = 'bronze' AND t._file_sha256 = s._file_sha256 AND t._line = s._line "
                      f"AND t._file_sha256 IN ({shas})")

@@ -80,7 +80,11 @@ def conform_entity(ctx: RunContext, e: Entity, as_of: date, run_id: str, key: st
                   .withColumn("_was_held", F.col("__ledger_outcome").isNotNull()).drop("__ledger_outcome"))
     # References known in silver: tables earlier in the domain order are already appended for this
     # run, so a cooperative and its members delivered together both pass.
-    known = [outcomes.known_values(tables.read(ctx, "silver", ref.ref_table), ref.ref_column, i)
+    # A referenced table another domain has not created yet (its first run still going) knows nothing:
+    # the rows wait for it (held) instead of failing the run.
+    known = [outcomes.known_values(tables.read_or_empty(ctx, "silver", ref.ref_table,
+                                                        ctx.contracts.silver_tables()[ref.ref_table].ddl),
+                                   ref.ref_column, i)
              for i, ref in enumerate(e.refs)]
     checked = outcomes.check_references(conform(candidates, feed), e, known)
     shaped = outcomes.shape(checked, e, table, feed, key, run_id)
