@@ -38,7 +38,16 @@ def _partition(ctx, name, day):
     return sorted((tuple(r) for r in df.collect()), key=repr)
 
 
-def test_publish_rerun_and_blocked_publish(spark, silver_lake, tmp_path):
+def test_publish_kills_rerun_and_blocked_publish(spark, silver_lake, lakehouse, tmp_path):
+    """A publish of D, two publishes of D killed between their commits (real processes), a rerun, and a
+    publish blocked by a failed critical expectation: in one lakehouse, so each publish serves two checks."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from agrilake.core import ops
+
     ctx = silver_lake
     assert _publish(ctx, D) == EXPECTED_ROWS
     first = {name: _partition(ctx, name, D) for name in GOLD_TABLES}
@@ -53,9 +62,27 @@ def test_publish_rerun_and_blocked_publish(spark, silver_lake, tmp_path):
     for name in GOLD_TABLES:
         assert first[name] == sorted((tuple(r.values()) for r in world_gold(spark, name)), key=repr), name
 
-    # rerun: same partition content, no duplicates
+    # Killed between its commits: the four gold tables of a date are four commits. A publish SIGKILLed
+    # after the first of them, and one killed after all four but before its publication record, each
+    # leave D's latest complete publication (what exports read) at the old versions, whole.
+    before = ops.gold_publication(ctx, D)
+    assert sorted(before["versions"]) == sorted(GOLD_TABLES) and before["row_counts"] == EXPECTED_ROWS
+    for point in ("after_gold_table", "before_gold_publication"):
+        env = dict(os.environ, AGRILAKE_LAKEHOUSE=str(lakehouse), AGRILAKE_CRASH_AT=point,
+                   AGRILAKE_SHUFFLE_PARTITIONS="1", AGRILAKE_SPARK_MASTER="local[1]")
+        killed = subprocess.run([sys.executable, "-m", "agrilake.cli", "gold", "--date", D.isoformat()], env=env,
+                                capture_output=True, text=True, timeout=600)
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+        newer = {name: tables.history(ctx, "gold", name, 1).select("version").first()[0] for name in GOLD_TABLES}
+        written = [n for n in GOLD_TABLES if newer[n] > before["versions"][n]]
+        assert written if point == "after_gold_table" else len(written) == len(GOLD_TABLES), (point, written)
+        assert ops.gold_publication(ctx, D) == before, point  # readers still see the old date, whole
+
+    # the rerun publishes all four anew: same partition content, no duplicates
     assert _publish(ctx, D) == EXPECTED_ROWS
     assert {name: _partition(ctx, name, D) for name in GOLD_TABLES} == first
+    after = ops.gold_publication(ctx, D)
+    assert after["run_id"] != before["run_id"] and all(after["versions"][n] > newer[n] for n in GOLD_TABLES)
 
     # every stage records its DQ partition as the plain ISO date of the run
     dq = tables.read(ctx, "ops", "dq_results").where(F.col("partition") == "2026-06-30")
@@ -85,34 +112,3 @@ def test_publish_rerun_and_blocked_publish(spark, silver_lake, tmp_path):
               .select("table_name", "expectation", "column_name", "severity").collect())
     assert [tuple(r) for r in failed] == [
         ("gold.credit_county_summary", "expect_column_values_to_be_between", "coops", "critical")]
-
-
-def test_a_publish_killed_between_its_commits_leaves_the_date_all_old_for_readers(silver_lake, lakehouse):
-    """The four gold tables of a date are four commits. A publish SIGKILLed after the first of them, and
-    one killed after all four but before its publication record, each leave D's latest complete
-    publication (what exports read) at the old versions, whole; a rerun publishes all four anew."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from agrilake.core import ops
-
-    ctx = silver_lake
-    _publish(ctx, D)
-    before = ops.gold_publication(ctx, D)
-    assert sorted(before["versions"]) == sorted(GOLD_TABLES) and before["row_counts"] == EXPECTED_ROWS
-    for point in ("after_gold_table", "before_gold_publication"):
-        env = dict(os.environ, AGRILAKE_LAKEHOUSE=str(lakehouse), AGRILAKE_CRASH_AT=point,
-                   AGRILAKE_SHUFFLE_PARTITIONS="1", AGRILAKE_SPARK_MASTER="local[1]")
-        killed = subprocess.run([sys.executable, "-m", "agrilake.cli", "gold", "--date", D.isoformat()], env=env,
-                                capture_output=True, text=True, timeout=600)
-        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
-        newer = {name: tables.history(ctx, "gold", name, 1).select("version").first()[0] for name in GOLD_TABLES}
-        written = [n for n in GOLD_TABLES if newer[n] > before["versions"][n]]
-        assert written if point == "after_gold_table" else len(written) == len(GOLD_TABLES), (point, written)
-        assert ops.gold_publication(ctx, D) == before, point  # readers still see the old date, whole
-    _publish(ctx, D)
-    after = ops.gold_publication(ctx, D)
-    assert after["run_id"] != before["run_id"]
-    assert all(after["versions"][n] > newer[n] for n in GOLD_TABLES)
