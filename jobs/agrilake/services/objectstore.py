@@ -48,6 +48,7 @@ PORT_FLAGS = (
     "s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
     "filer.port", "filer.port.grpc", "admin.port", "admin.port.grpc",
 )
+GRPC_OFFSET = 10000  # weed's gRPC port = HTTP port + 10000 (some of its components assume it)
 FIXED_FLAGS = (
     "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false", "-webdav=false", "-master.telemetry=false",
     # The Iceberg and Lance catalogs are not used; 0 disables them (and their fixed ports).
@@ -185,23 +186,36 @@ class ObjectStore(lifecycle.Server):
         return list(state.get("ports", {}).values())
 
     def _choose_ports(self, *, fresh: bool = False) -> dict[str, int]:
-        """Reuse the ports of the last run (the master keeps its state per port), else free ones."""
+        """Reuse the ports of the last run (the master keeps its state per port), else free ones.
+
+        Each gRPC port is its HTTP port + 10000, free as well: parts of `weed mini` (the volume
+        server's and the plugin worker's dials) derive it that way whatever flag is given, so an HTTP
+        port above 55535 left the store unable to assign a volume, and every upload hung."""
         previous = {} if fresh else self.state().get("ports", {})
         ports: dict[str, int] = {}
         for flag in PORT_FLAGS:
+            if flag.endswith(".grpc"):
+                continue
             want = previous.get(flag)
             if flag == "s3.port" and self.wanted_s3_port and not fresh:
                 want = self.wanted_s3_port
-            if want and port_is_free(want) and want not in ports.values():
-                ports[flag] = want
+            if want and self._usable(want, ports):
+                ports[flag], ports[f"{flag}.grpc"] = want, want + GRPC_OFFSET
                 continue
             if flag == "s3.port" and want:
-                log.warning("port %s is busy: the S3 endpoint takes a free port instead", want)
+                log.warning("port %s (or its gRPC port %s) is busy: the S3 endpoint takes a free port instead",
+                            want, want + GRPC_OFFSET)
             port = free_port()
-            while port in ports.values():
+            while not self._usable(port, ports):
                 port = free_port()
-            ports[flag] = port
-        return ports
+            ports[flag], ports[f"{flag}.grpc"] = port, port + GRPC_OFFSET
+        return {flag: ports[flag] for flag in PORT_FLAGS}
+
+    @staticmethod
+    def _usable(port: int, taken: dict[str, int]) -> bool:
+        grpc = port + GRPC_OFFSET
+        return (grpc <= 65535 and port not in taken.values() and grpc not in taken.values()
+                and port_is_free(port) and port_is_free(grpc))
 
     def launch(self, timeout: float) -> None:
         """Start weed, wait until S3 answers and every volume is served, create the buckets."""

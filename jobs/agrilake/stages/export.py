@@ -504,8 +504,10 @@ def export_dataset(ctx, client, *, platform: str, dataset: str, as_of: date) -> 
     table, suppression = suppress_small_cells(table, platform=platform, dataset=dataset, min_cell=s.gov_min_cell)
     guard(table, platform=platform, dataset=dataset)
     chunk_bytes = max(s.export_multipart_mb, 5) * MIB  # S3's smallest multipart part is 5 MiB
-    contract = datacontract.generate(ctx.contracts, s.expectations_dir, platform, dataset, server=datacontract.server_for(
-        platform, bucket, prefix, getattr(client.meta, "endpoint_url", None)))
+    # the endpoint the platform reads from (inside a deployment the exporter may use an internal name)
+    endpoint = s.export_public_endpoint or getattr(client.meta, "endpoint_url", None)
+    contract = datacontract.generate(ctx.contracts, s.expectations_dir, platform, dataset,
+                                     server=datacontract.server_for(platform, bucket, prefix, endpoint))
     datacontract.validate(contract)
     with tempfile.TemporaryDirectory(prefix="agrilake-export-") as tmp:
         parts = write_parts(table, Path(tmp), s.export_part_rows)
