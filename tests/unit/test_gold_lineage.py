@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 import agrilake.stages.gold as gold
 from agrilake.core.contracts import GOLD_TABLES, packaged
 from tests.gold_fixtures import world
@@ -43,9 +45,5 @@ def test_lineage_targets_are_gold_tables_or_their_columns():
     assert parse_target("gold.coop_credit_profile") == ("coop_credit_profile", None)
     assert parse_target("gold.coop_credit_profile.score") == ("coop_credit_profile", "score")
     for bad in ("silver.members", "gold.nope", "coop_credit_profile", "gold.a.b.c"):
-        try:
+        with pytest.raises(ValueError, match=r"gold\.<table>\[\.<column>\]"):
             parse_target(bad)
-        except ValueError as exc:
-            assert "gold.<table>[.<column>]" in str(exc)
-        else:
-            raise AssertionError(f"{bad!r} accepted")

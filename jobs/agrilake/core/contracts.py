@@ -220,7 +220,8 @@ class Contracts:
             key=tuple(raw["key"]),
             columns=tuple(_column(c) for c in raw["columns"]),
             description=raw.get("description", ""),
-            extra={"partition_by": raw.get("partition_by", "as_of_date"), "sources": tuple(raw.get("sources", ()))},
+            extra={"partition_by": raw.get("partition_by", "as_of_date"), "sources": tuple(raw.get("sources", ())),
+                   "contract_version": str(raw.get("contract_version", ""))},
         )
 
     def ops_table(self, name: str) -> Table:

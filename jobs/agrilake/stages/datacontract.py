@@ -121,8 +121,7 @@ def _slug(text: str) -> str:
 
 
 def version_of(contracts, dataset: str) -> str:
-    raw = contracts._yaml("gold", f"{dataset}.yaml")
-    version = str(raw.get("contract_version", ""))
+    version = contracts.gold_table(dataset).extra["contract_version"]
     if not re.fullmatch(r"\d+\.\d+\.\d+", version):
         raise ContractError(f"schemas/gold/{dataset}.yaml has no contract_version MAJOR.MINOR.PATCH")
     return version
