@@ -117,6 +117,7 @@ def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
     assert list((tmp_path / "gx" / "validations").glob("*.json")), "no GX result was kept"
     assert (tmp_path / "data_docs" / "index.html").is_file() and list((tmp_path / "reports").glob("*.html"))
     _check_lineage(chain, landing, store)
+    _check_openlineage(lake, landing, store)
 
     # The scan. Personal: the clear values of the landing; secrets: the planted ones, the key's HMAC
     # pads (pseudonymise.with_key_pads joins them as data; either gives the key back) and the store's.
@@ -179,3 +180,64 @@ def _check_lineage(chain: dict, landing: Path, store) -> None:
     manifest = store.client("bank").get_object(Bucket="bank", Key=f"coop_credit_profile/as_of={day}/_manifest.json")
     assert export["location"] == f"s3://bank/coop_credit_profile/as_of={day}/"
     assert export["manifest_sha256"] == hashlib.sha256(manifest["Body"].read()).hexdigest()
+
+
+def _check_openlineage(lake: Path, landing: Path, store) -> None:
+    """The OpenLineage events the run left under the lake (the default file transport): the provider's
+    DAG-run and task events, and each stage's own run under its Airflow task, with the landing files
+    by SHA-256, the Delta tables by version and the exported objects."""
+    import hashlib
+
+    from agrilake.core.lineage import read_events
+    from agrilake.core.settings import Settings
+
+    events = read_events(Settings.from_env(lakehouse=str(lake)))
+    by_job: dict[str, list[dict]] = {}
+    for e in events:
+        by_job.setdefault(e["job"]["name"], []).append(e)
+    states = {job: [e["eventType"] for e in evs] for job, evs in by_job.items()}
+    # the DAG runs and their tasks (the openlineage provider), and the stages (agrilake.core.lineage)
+    assert states.get("agrilake_gold", [None])[-1] == "COMPLETE", sorted(states)
+    for stage in ("bronze.ingest.coop", "silver.conform.coop", "gold.publish", "export.bank", "export.gov"):
+        assert states.get(stage) == ["START", "COMPLETE"], (stage, states)
+    task_runs = {(e["job"]["namespace"], e["job"]["name"], e["run"]["runId"]) for e in events
+                 if e["job"]["name"].startswith("agrilake_") and "." in e["job"]["name"]}
+
+    def complete(job: str) -> dict:
+        return by_job[job][-1]
+
+    def table(d: dict) -> str:
+        return d["facets"]["symlinks"]["identifiers"][0]["name"]
+
+    for stage in ("bronze.ingest.coop", "gold.publish", "export.bank"):
+        parent = complete(stage)["run"]["facets"]["parent"]
+        assert (parent["job"]["namespace"], parent["job"]["name"], parent["run"]["runId"]) in task_runs, (
+            stage, parent, task_runs)
+        assert parent["root"]["job"]["name"] == parent["job"]["name"].split(".")[0]  # the DAG run
+
+    ingest = complete("bronze.ingest.coop")
+    files = {d["name"]: d["facets"]["version"]["datasetVersion"] for d in ingest["inputs"] if d["namespace"] == "file"
+             and d["name"].startswith(str(landing))}
+    day = D1.isoformat()
+    assert files == {str(landing / f"coop/{feed}/{day}/{name}"): hashlib.sha256(
+        (landing / f"coop/{feed}/{day}/{name}").read_bytes()).hexdigest()
+        for feed, name in (("cooperatives", "coops.csv"), ("members", "members.csv"), ("sales", "sales.jsonl"))}
+    assert {table(d) for d in ingest["outputs"]} >= {"bronze.coop_sales", "bronze.coop_members", "ops.ingest_log"}
+
+    gold = complete("gold.publish")
+    assert {table(d) for d in gold["inputs"]} >= {"silver.cooperatives", "silver.members", "silver.sales"}
+    written = {table(d): d for d in gold["outputs"]}
+    profile = written["gold.coop_credit_profile"]
+    assert profile["name"] == str(lake / "gold" / "coop_credit_profile")
+    assert profile["outputFacets"]["outputStatistics"]["rowCount"] == 1
+    assert profile["facets"]["version"]["datasetVersion"].isdigit()
+
+    export = complete("export.bank")
+    assert {table(d) for d in export["inputs"]} >= {"gold.coop_credit_profile", "gold.household_credit_profile"}
+    objects = {(d["namespace"], d["name"]): d["facets"]["version"]["datasetVersion"] for d in export["outputs"]
+               if d["namespace"] == "s3://bank"}
+    key = f"coop_credit_profile/as_of={day}/_manifest.json"
+    body = store.client("bank").get_object(Bucket="bank", Key=key)["Body"].read()
+    assert objects[("s3://bank", key)] == hashlib.sha256(body).hexdigest()
+    parts = json.loads(body)["files"]
+    assert all(objects[("s3://bank", p["key"])] == p["sha256"] for p in parts), (objects, parts)

@@ -21,6 +21,8 @@ class RunContext:
     # None: created on first use by agrilake.core.spark.get_spark with these settings.
     spark_session: object | None = field(default=None, repr=False)
     app_name: str = "agrilake"
+    # The OpenLineage run a stage is in (agrilake.core.lineage.stage_run), noted by core.tables.
+    lineage: object | None = field(default=None, repr=False)
 
     @property
     def spark(self):

@@ -121,6 +121,29 @@ class Settings:
     # Below 168 h (Delta's own default) readers of older snapshots and time travel can break.
     vacuum_retention_hours: int = _var("AGRILAKE_VACUUM_RETENTION_HOURS",
                                        "VACUUM keeps files that versions younger than this still need.", default=168)
+    # OpenLineage: every stage run's events (core/lineage.py); the Airflow provider's DAG and task events
+    # go to the same transport.
+    lineage: str = _var("AGRILAKE_LINEAGE", "Where OpenLineage run events go: `file`, `http` (Marquez, DataHub), "
+                        "`console` or `off`.", default="file")
+    lineage_dir: str | None = _var("AGRILAKE_LINEAGE_DIR", "Folder of the file transport's events (one JSON file per event).",
+                                   default_text="`_lineage` under a local lakehouse, else $AGRILAKE_HOME/data/lineage",
+                                   default=None)
+    lineage_url: str | None = _var("AGRILAKE_LINEAGE_URL", "Base URL of the OpenLineage HTTP endpoint (`http`).",
+                                   default=None)
+    lineage_endpoint: str = _var("AGRILAKE_LINEAGE_ENDPOINT", "Path of the lineage API under AGRILAKE_LINEAGE_URL.",
+                                 default="api/v1/lineage")
+    lineage_api_key: str | None = _var("AGRILAKE_LINEAGE_API_KEY", "Bearer API key of the HTTP endpoint.",
+                                       secret=True, default=None)
+    lineage_namespace: str = _var("AGRILAKE_LINEAGE_NAMESPACE", "OpenLineage job namespace of the stages.",
+                                  default="agrilake")
+    lineage_spark: bool = _var("AGRILAKE_LINEAGE_SPARK",
+                               "1: also run the openlineage-spark listener (one event per Spark query, column lineage).",
+                               default=False)
+    lineage_parent: str | None = _var("OPENLINEAGE_PARENT_ID",
+                                      "`namespace/job/run_id` of the run a stage runs under (set by the Airflow tasks).",
+                                      default=None)
+    lineage_root_parent: str | None = _var("OPENLINEAGE_ROOT_PARENT_ID",
+                                           "`namespace/job/run_id` of the root run (the DAG run).", default=None)
     jvm_options: str = _var("AGRILAKE_JVM_OPTIONS", "Extra options for the Spark JVMs (GC, GC logs, heap dumps).",
                             default="")
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from agrilake import doctor
-from agrilake.core import context
+from agrilake.core import context, lineage
 from agrilake.orchestration.tasks import pipeline_dag_ids
 
 
@@ -26,6 +26,8 @@ def airflow_env(settings) -> dict[str, str]:
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     env["AGRILAKE_DEMO"] = "1"
+    for name, value in lineage.airflow_env(settings).items():
+        env.setdefault(name, value)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 

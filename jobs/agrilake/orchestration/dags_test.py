@@ -98,6 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--date", required=True, type=dates.parse, help="logical date YYYY-MM-DD of every run")
     parser.add_argument("--conf", type=json.loads, help="run configuration (JSON), as `airflow dags test -c`")
     args = parser.parse_args(argv)
+    import os
+
+    from agrilake.core import lineage
+    from agrilake.core.settings import get_settings
+
+    # before Airflow reads its configuration: the openlineage provider emits the DAG-run and task
+    # events to the stages' transport (what the Airflow server's components get, services/airflow_server)
+    for name, value in lineage.airflow_env(get_settings()).items():
+        os.environ.setdefault(name, value)
     results = run_dags(args.dag_ids, args.date.isoformat(), args.conf, echo=lambda s: print(s, flush=True))
     failed = [r for r in results if not r.ok]
     if failed:

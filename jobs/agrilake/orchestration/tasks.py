@@ -35,11 +35,27 @@ def run_stage(module: str, argv: list[str], dates_from: dict[str, str] | None = 
     argv, built = run_dates(module, list(argv), dates_from, cumulative, context)
     if built == []:
         return 0
+    lineage_parent(context)
     rc = importlib.import_module(module).main(argv)
     if rc:
         raise StageFailed(f"{module} {' '.join(argv)} exited with {rc}; see the log above for what failed")
     record_dates(context, built)
     return 0
+
+
+def lineage_parent(context: dict) -> None:
+    """Name this task's OpenLineage run as the parent of the stage's run (agrilake.core.lineage), the
+    way the openlineage provider's macros do for any job an operator starts: the stage reads
+    OPENLINEAGE_PARENT_ID and OPENLINEAGE_ROOT_PARENT_ID from the task's environment."""
+    import os
+
+    ti = context.get("task_instance") or context.get("ti")
+    if ti is None:
+        return
+    from airflow.providers.openlineage.plugins.macros import lineage_parent_id, lineage_root_parent_id
+
+    os.environ["OPENLINEAGE_PARENT_ID"] = lineage_parent_id(ti)
+    os.environ["OPENLINEAGE_ROOT_PARENT_ID"] = lineage_root_parent_id(ti)
 
 
 def _date_args(argv: list[str]) -> list[date] | None:

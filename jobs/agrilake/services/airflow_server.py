@@ -37,6 +37,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from agrilake.core import lineage
 from agrilake.core.settings import Settings, get_settings
 from agrilake.services import lifecycle
 from agrilake.services.lifecycle import LifecycleError, NotReady, log_tail, write_atomic
@@ -149,6 +150,8 @@ class AirflowServer(lifecycle.Server):
         env.setdefault("AIRFLOW__CORE__PARALLELISM", "2")
         env.setdefault("AIRFLOW__API__WORKERS", "1")
         env.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+        for name, value in lineage.airflow_env(self.settings).items():
+            env.setdefault(name, value)
         return env
 
     def ensure_passwords(self) -> dict[str, str]:

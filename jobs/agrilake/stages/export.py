@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from agrilake.core import faults
+from agrilake.core import faults, lineage
 from agrilake.core.s3 import LocalStoreMissing, S3Target, local_store_target, mask, s3_client
 from agrilake.core.settings import Settings
 from agrilake.stages import datacontract
@@ -563,6 +563,11 @@ def export_dataset(ctx, client, *, platform: str, dataset: str, as_of: date) -> 
                     content_type="application/json")
         manifest_sha = hashlib.sha256(body).hexdigest()
         verify_object(client, bucket, manifest_key, len(body), manifest_sha)
+    if (run := lineage.recorder(ctx)) is not None:
+        for part in parts:
+            run.object_written(f"s3://{bucket}/{prefix}{part.name}", part.sha256, part.size, part.rows)
+        run.object_written(f"s3://{bucket}/{contract_key}", contract_sha, len(contract_body))
+        run.object_written(f"s3://{bucket}/{manifest_key}", manifest_sha, len(body))
 
     return ExportResult(platform, dataset, as_of, bucket, prefix, table.num_rows, len(parts),
                         sum(p.size for p in parts), time.monotonic() - started, manifest_sha,
@@ -582,9 +587,6 @@ def _record(ctx, rows: list[dict]) -> None:
 def export_platform(ctx, platform: str, as_of: date, *, target: S3Target | None = None, client=None,
                     datasets: list[str] | None = None) -> list[ExportResult]:
     """Export every dataset `platform` gets for `as_of`; stops at the first failure (a rerun redoes all)."""
-    from agrilake import __version__
-    from agrilake.core import ops
-
     s = ctx.settings
     if platform not in PLATFORMS:
         raise ExportError(f"unknown platform {platform!r}; one of {sorted(PLATFORMS)}")
@@ -592,6 +594,15 @@ def export_platform(ctx, platform: str, as_of: date, *, target: S3Target | None 
         target = target or resolve_target(s)
         log.info("exporting to %s", target.describe())
         client = s3_client(target)
+    with lineage.stage_run(ctx, f"export.{platform}", dates=[as_of]):
+        return _export_platform(ctx, client, platform, as_of, datasets)
+
+
+def _export_platform(ctx, client, platform: str, as_of: date, datasets: list[str] | None) -> list[ExportResult]:
+    from agrilake import __version__
+    from agrilake.core import ops
+
+    s = ctx.settings
     results, records = [], []
     try:
         for dataset in datasets or PLATFORMS[platform]:

@@ -22,7 +22,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from agrilake.core import ops, tables
+from agrilake.core import lineage, ops, tables
 from agrilake.core.context import RunContext
 
 log = logging.getLogger(__name__)
@@ -69,10 +69,11 @@ def run(ctx: RunContext, *, retention_hours: float | None = None, patterns: list
     if not targets:
         log.warning("no Delta table under %s matches %s", ctx.settings.lakehouse, patterns or "*")
     run_id = ops.new_run_id()
-    rows = [maintain_table(ctx, layer, name, retention_hours, run_id) for layer, name in targets]
-    if record and rows:
-        ops.create(ctx, "maintenance_log")
-        tables.append(ctx, ops.rows_df(ctx, ops.ddl(ctx, "maintenance_log"), rows), "ops", "maintenance_log")
+    with lineage.stage_run(ctx, "maintenance"):
+        rows = [maintain_table(ctx, layer, name, retention_hours, run_id) for layer, name in targets]
+        if record and rows:
+            ops.create(ctx, "maintenance_log")
+            tables.append(ctx, ops.rows_df(ctx, ops.ddl(ctx, "maintenance_log"), rows), "ops", "maintenance_log")
     return rows
 
 

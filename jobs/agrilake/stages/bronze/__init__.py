@@ -23,7 +23,7 @@ from functools import reduce
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from agrilake.core import audit, dates, faults, locks, ops, tables
+from agrilake.core import audit, dates, faults, lineage, locks, ops, tables
 from agrilake.core.context import RunContext
 from agrilake.core.contracts import Feed
 from agrilake.stages.bronze import landing, reader, transform
@@ -122,6 +122,9 @@ def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, bat
     figures: dict[str, dict] = {}
     rejected = None
     if to_ingest:
+        if (run := lineage.recorder(ctx)) is not None:
+            for landed, sha in to_ingest:
+                run.file_read(landed.path, sha, landed.size)
         parsed = reader.read(ctx.spark, to_ingest, feed).persist()
         accepted = transform.accepted(parsed, feed, batch_id=batch_id, now=now)
         figures = {r["_file_sha256"]: r.asDict() for r in transform.file_figures(parsed).collect()}
@@ -196,7 +199,8 @@ def ingest(ctx: RunContext, system: str | None, as_of: date, landing_root: str |
         raise SystemExit(f"unknown system {system!r}; one of {sorted(ctx.contracts.systems())}")
     ops.ensure(ctx)
     # Two ingests of one system at once would both read the files neither has logged yet (core/locks.py).
-    with locks.exclusive(ctx.settings, sorted({f"bronze-{f.system}" for f in feeds}), what=f"ingest {as_of}"):
+    with lineage.stage_run(ctx, f"bronze.ingest.{system or 'all'}", dates=[as_of]), \
+            locks.exclusive(ctx.settings, sorted({f"bronze-{f.system}" for f in feeds}), what=f"ingest {as_of}"):
         return _ingest(ctx, feeds, as_of, landing_root, batch_id)
 
 

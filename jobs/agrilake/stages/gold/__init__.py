@@ -19,7 +19,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from agrilake.core import audit, dates, faults, ops, tables
+from agrilake.core import audit, dates, faults, lineage, ops, tables
 from agrilake.core.context import RunContext
 from agrilake.core.contracts import GOLD_TABLES, Contracts, packaged
 from agrilake.stages.gold.asof import divisions_state, upsert_state
@@ -122,7 +122,7 @@ def record_publication(ctx: RunContext, as_of: date, run_id: str, written: dict[
     must use to see the date whole (a publish killed between its commits records nothing, and readers
     keep the date's previous publication until a rerun completes)."""
     faults.crash_point("before_gold_publication")
-    versions = {name: tables.history(ctx, "gold", name, 1).select("version").first()[0] for name in written}
+    versions = {name: tables.latest_version(ctx, "gold", name) for name in written}
     ops.create(ctx, "gold_publications")
     row = {"as_of_date": as_of, "run_id": run_id, "versions": versions, "row_counts": written,
            "published_at": datetime.now(UTC).replace(tzinfo=None)}
@@ -132,7 +132,19 @@ def record_publication(ctx: RunContext, as_of: date, run_id: str, written: dict[
 def publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, *, run_id: str | None = None) -> dict[str, int]:
     """Build, validate, record and (if every critical expectation passed) write one as-of date.
     Returns the row count written per table; raises QualityGateFailed and writes nothing otherwise."""
-    run_id = run_id or ops.new_run_id()
+    with lineage.stage_run(ctx, "gold.publish", dates=[as_of]) as run:
+        if run is not None:  # silver is usually read once for many dates, before this run began
+            for name in ctx.contracts.silver_tables():
+                if tables.exists(ctx, "silver", name):
+                    tables.note_read(ctx, "silver", name)
+        written = _publish(ctx, silver, as_of, run_id or ops.new_run_id())
+        if run is not None:
+            for name, rows in written.items():
+                run.rows_written(tables.path(ctx, "gold", name), rows)
+        return written
+
+
+def _publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, run_id: str) -> dict[str, int]:
     kept: list[DataFrame] = []
 
     def keep(df: DataFrame) -> DataFrame:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from agrilake.core import audit, dates, faults, locks, ops, pseudonymise, tables
+from agrilake.core import audit, dates, faults, lineage, locks, ops, pseudonymise, tables
 from agrilake.core.context import RunContext
 from agrilake.core.pseudonymise import MissingSecret, resolve_key
 from agrilake.stages.silver import outcomes
@@ -230,7 +230,8 @@ def run(ctx: RunContext, domain: str | None, as_of: date, run_id: str | None = N
     names = [t for d, ts in DOMAINS.items() if domain in (None, d) for t in ts]
     # Two runs of one domain at once would both settle the same bronze rows (core/locks.py).
     domains = [d for d in DOMAINS if domain in (None, d)]
-    with locks.exclusive(ctx.settings, [f"silver-{d}" for d in domains], what=f"silver {as_of}"), \
+    with lineage.stage_run(ctx, f"silver.conform.{domain or 'all'}", dates=[as_of]), \
+            locks.exclusive(ctx.settings, [f"silver-{d}" for d in domains], what=f"silver {as_of}"), \
             ops.DQBatch(ctx, partition=as_of.isoformat(), run_id=run_id) as dq:
         results: dict[str, tuple[dict, Published | None]] = {}
         try:
