@@ -117,6 +117,11 @@ def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
     assert list((tmp_path / "gx" / "validations").glob("*.json")), "no GX result was kept"
     assert (tmp_path / "data_docs" / "index.html").is_file() and list((tmp_path / "reports").glob("*.html"))
     _check_lineage(chain, landing, store)
+    # the report draws the same chain: the graph names the landed sales file by its SHA-256, and the export
+    (report,) = (tmp_path / "reports").glob("*.html")
+    page = report.read_text(encoding="utf-8")
+    sales_sha = chain["sources"]["sales"]["files"][0]["sha256"]
+    assert "Lineage of the date" in page and sales_sha in page and "bank/coop_credit_profile/as_of=" in page
     _check_openlineage(lake, landing, store)
 
     # The scan. Personal: the clear values of the landing; secrets: the planted ones, the key's HMAC
@@ -176,6 +181,9 @@ def _check_lineage(chain: dict, landing: Path, store) -> None:
     }, files
     assert chain["sources"]["members"]["rows"] == 1  # the malformed line was quarantined, not in silver
     assert chain["column"]["name"] == "score" and chain["publication"]["rows"] == 1
+    # the score's own inputs, from Spark's plan of the builder on the lake's silver tables
+    assert {"table": "silver.sales", "column": "amount_cny"} in chain["column"]["computed_from"], chain["column"]
+    assert {"table": "silver.loans", "column": "principal_cny"} in chain["column"]["computed_from"]
     (export,) = chain["exports"]
     manifest = store.client("bank").get_object(Bucket="bank", Key=f"coop_credit_profile/as_of={day}/_manifest.json")
     assert export["location"] == f"s3://bank/coop_credit_profile/as_of={day}/"

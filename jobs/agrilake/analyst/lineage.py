@@ -9,8 +9,10 @@ in a table D reads (an older version of a row a later one replaced is counted to
 The partition itself: the Delta version of D's latest complete publication (ops.gold_publications).
 Downstream: each complete export of the partition (ops.export_manifests), with its manifest's SHA-256.
 
-A column (`gold.coop_credit_profile.score`) shows its definition (docs/metrics.md) and the chain of
-its table: sources are tracked per table, not per column.
+A column (`gold.coop_credit_profile.score`) also shows its definition (docs/metrics.md) and the silver
+columns its values are computed from, read from Spark's plan of the gold builder on the lakehouse's
+silver tables (agrilake.analyst.column_lineage: direct lineage; columns that only filter or join rows
+are not listed, and a value picked out of a struct of several columns counts them all).
 """
 
 from __future__ import annotations
@@ -45,6 +47,44 @@ def _table(ctx, name: str, *, optional: bool = False):
         raise
 
 
+def by_path(ctx, name: str, *, optional: bool = False):
+    """`_table` for a pipeline session (no catalog): the lakehouse's table at its path."""
+    from agrilake.core import tables
+
+    layer, table = name.split(".")
+    if tables.exists(ctx, layer, table):
+        return tables.read(ctx, layer, table)
+    if optional:
+        return None
+    raise ValueError(f"{name} does not exist under {ctx.settings.lakehouse}")
+
+
+def column_sources(ctx, table: str, as_of: date, read=_table) -> dict[str, list[tuple[str, str]]]:
+    """Each column of gold.`table` for D -> the (silver table, column) pairs it is computed from: the
+    gold builder's plan on the lakehouse's silver tables (nothing is executed)."""
+    from agrilake.analyst.column_lineage import column_sources as from_plan
+    from agrilake.core.tables import LAYERS
+    from agrilake.stages import gold
+
+    silver = ctx.contracts.silver_tables()
+    frames = {name: read(ctx, f"silver.{name}", optional=True) for name in silver}
+    # a table not built yet: an empty stand-in, named by its columns (it scans no files)
+    by_columns = {tuple(sorted(c.name for c in t.columns)): f"silver.{name}" for name, t in silver.items()}
+    frames = {name: df if df is not None else ctx.spark.createDataFrame([], silver[name].ddl)
+              for name, df in frames.items()}
+
+    def name_of(location: str) -> str | None:
+        layer, _, name = location.rstrip("/").rpartition("/")
+        layer = layer.rpartition("/")[2]
+        return f"{layer}.{name}" if layer in LAYERS else None
+
+    def stand_in(node: dict) -> str | None:
+        return by_columns.get(tuple(sorted(e[0]["name"] for e in node.get("output", []))))
+
+    built = gold.transform(frames, as_of, ctx.contracts)[table]
+    return from_plan(built, name_of, leaf_name=stand_in)
+
+
 def parse_target(target: str) -> tuple[str, str | None]:
     parts = target.split(".")
     if len(parts) not in (2, 3) or parts[0] != "gold" or parts[1] not in GOLD_TABLES:
@@ -52,8 +92,9 @@ def parse_target(target: str) -> tuple[str, str | None]:
     return parts[1], parts[2] if len(parts) == 3 else None
 
 
-def lineage(ctx, table: str, as_of: date, column: str | None = None) -> dict[str, Any]:
-    """The upstream chain and the downstream exports of gold.`table`'s partition D, as one dict."""
+def lineage(ctx, table: str, as_of: date, column: str | None = None, *, read=_table) -> dict[str, Any]:
+    """The upstream chain and the downstream exports of gold.`table`'s partition D, as one dict.
+    `read(ctx, name, optional=)`: the catalog's tables (analyst sessions) or `by_path`."""
     from pyspark.sql import functions as F
 
     contract = ctx.contracts.gold_table(table)
@@ -62,8 +103,10 @@ def lineage(ctx, table: str, as_of: date, column: str | None = None) -> dict[str
         described = {c.name: c.description for c in contract.columns}
         if column not in described:
             raise ValueError(f"gold.{table} has no column {column!r}; its columns: {', '.join(described)}")
-        out["column"] = {"name": column, "definition": described[column]}
-    publication = (_table(ctx, "ops.gold_publications").where(F.col("as_of_date") == F.lit(as_of))
+        out["column"] = {"name": column, "definition": described[column],
+                         "computed_from": [{"table": t, "column": c}
+                                           for t, c in column_sources(ctx, table, as_of, read)[column]]}
+    publication = (read(ctx, "ops.gold_publications").where(F.col("as_of_date") == F.lit(as_of))
                    .orderBy(F.col("published_at").desc()).first())
     if publication is None:
         raise ValueError(f"gold.{table} has no complete publication for {as_of} (ops.gold_publications): "
@@ -74,7 +117,7 @@ def lineage(ctx, table: str, as_of: date, column: str | None = None) -> dict[str
     per_file = None
     built = {}
     for source in contract.extra["sources"]:
-        silver = _table(ctx, f"silver.{source}", optional=True)
+        silver = read(ctx, f"silver.{source}", optional=True)
         built[source] = silver is not None
         if silver is None:
             continue
@@ -82,7 +125,7 @@ def lineage(ctx, table: str, as_of: date, column: str | None = None) -> dict[str
                 .groupBy("_file_sha256").agg(F.count(F.lit(1)).alias("rows"))
                 .select(F.lit(source).alias("silver_table"), "_file_sha256", "rows"))
         per_file = rows if per_file is None else per_file.unionByName(rows)
-    log = (_table(ctx, "ops.ingest_log").where(F.col("file_sha256").isNotNull() & (F.col("status") != "duplicate"))
+    log = (read(ctx, "ops.ingest_log").where(F.col("file_sha256").isNotNull() & (F.col("status") != "duplicate"))
            .select("file_sha256", "file_name", "system", "feed", "delivery_date", "status")
            .dropDuplicates(["file_sha256"]))
     joined = ([] if per_file is None else
@@ -97,7 +140,7 @@ def lineage(ctx, table: str, as_of: date, column: str | None = None) -> dict[str
                                if r.system else None, "delivery_date": r.delivery_date.isoformat()
                                if r.delivery_date else None, "rows": r.rows})
     out["sources"] = sources
-    manifests = _table(ctx, "ops.export_manifests", optional=True)
+    manifests = read(ctx, "ops.export_manifests", optional=True)
     exports = [] if manifests is None else (
         manifests.where((F.col("dataset") == table) & (F.col("as_of_date") == F.lit(as_of))
                         & (F.col("status") == "complete")).orderBy("exported_at").collect())
@@ -113,6 +156,8 @@ def render(info: dict[str, Any]) -> str:
              f"{pub['delta_version']} (publication {pub['run_id']}, {pub['published_at']})"]
     if info["column"]:
         lines.append(f"  column {info['column']['name']}: {info['column']['definition']}")
+        sources = ", ".join(f"{s['table']}.{s['column']}" for s in info["column"]["computed_from"])
+        lines.append(f"  computed from: {sources or '(no column: a count of rows, or a constant)'}")
     lines.append("  upstream (rows available by D, per landed file):")
     for table, entry in info["sources"].items():
         lines.append(f"    silver.{table}: {entry['rows']} rows from {len(entry['files'])} file(s)"
@@ -136,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", help="gold.<table> or gold.<table>.<column>")
     parser.add_argument("--date", required=True, type=date.fromisoformat, help="the as-of date D of the partition")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "json", "svg"), default="text",
+                        help="svg: the graph of the chain (landed feeds, silver, gold, exports) as an SVG file")
     args = parser.parse_args(argv)
     try:
         table, column = parse_target(args.target)
@@ -149,5 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one clear message instead of a JVM stack trace
         print(f"agrilake lineage: {explain(exc)}", file=sys.stderr)
         return 1
-    print(json.dumps(info, indent=1, ensure_ascii=False) if args.format == "json" else render(info))
+    if args.format == "svg":
+        from agrilake.analyst.lineage_graph import svg
+
+        print(svg([info], title=f"lineage of {info['table']} as of {info['as_of_date']}"))
+    else:
+        print(json.dumps(info, indent=1, ensure_ascii=False) if args.format == "json" else render(info))
     return 0

@@ -44,6 +44,7 @@ class ReportData:
     min_cell: int = 3
     counties_total: dict[str, int] = field(default_factory=dict)  # before the top-N cut, per chart
     days: int = DEFAULT_DAYS
+    lineage: list[dict] = field(default_factory=list)  # agrilake.analyst.lineage of each published table
 
 
 # --- aggregation (Spark) ---------------------------------------------------------------------------
@@ -354,7 +355,7 @@ table{border-collapse:collapse;font-size:.85rem}th,td{border:1px solid #d9e2ec;p
 th{background:#f0f4f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#0b6e4f;font-weight:600}.warn{color:#8d6000;font-weight:600}.fail{color:#b00020;font-weight:700}
 .grid4{display:grid;grid-template-columns:repeat(auto-fit,minmax(600px,1fr));gap:16px;margin:16px 0}
-figure{margin:0;border:1px solid #e4e7eb;border-radius:6px;padding:8px 10px}
+figure{margin:0;border:1px solid #e4e7eb;border-radius:6px;padding:8px 10px}figure.wide{grid-column:1/-1;overflow-x:auto}
 figcaption{font-weight:600;margin-bottom:4px}.note{font-size:.8rem;color:#52606d;margin:4px 0}
 svg.chart{display:block;max-width:100%;height:auto;font-size:11px}
 svg .grid{stroke:#e4e7eb}svg .axis{stroke:#7b8794}svg .track{fill:#eef2f6}svg .tick,svg .value{fill:#52606d}
@@ -435,6 +436,15 @@ def render(data: ReportData, *, generated_at: datetime | None = None) -> str:
     ]
     figs = "".join(f"<figure><figcaption>{_e(title)}</figcaption>{svg}<p class=\"note\">{_e(note)}</p>{extra}"
                    "</figure>" for title, svg, note, extra in figures)
+    if data.lineage:
+        from agrilake.analyst.lineage_graph import svg as lineage_svg
+
+        figs += ("<figure class=\"wide\"><figcaption>Lineage of the date</figcaption>"
+                 f"{lineage_svg(data.lineage, title=f'lineage of the gold tables as of {d}')}"
+                 "<p class=\"note\">Where each gold table of the date came from and went: the landed files of each "
+                 "feed that silver holds rows of by this date (hover a feed for its files and their SHA-256), the "
+                 "silver tables, the published gold tables and their exports. File by file: "
+                 f"<code>agrilake lineage gold.&lt;table&gt; --date {d}</code>.</p></figure>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>agrilake report as of {d}</title><style>{CSS}</style></head>
@@ -476,6 +486,10 @@ def build(ctx, as_of: date, *, days: int = DEFAULT_DAYS, top: int = DEFAULT_TOP)
         raise SystemExit(f"report: gold has no rows as of {as_of}{have}: run `agrilake gold --date {as_of}` first")
     data.quality = {t: ops.latest_dq(ctx, f"gold.{t}", as_of.isoformat())
                     or ops.latest_dq(ctx, f"gold.{t}", f"as_of_date={as_of.isoformat()}") for t in TABLES}
+    if ops.gold_publication(ctx, as_of) is not None:  # gold of releases before the publication record: none
+        from agrilake.analyst.lineage import by_path, lineage
+
+        data.lineage = [lineage(ctx, t, as_of, read=by_path) for t in TABLES]
     return data
 
 

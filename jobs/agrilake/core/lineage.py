@@ -140,6 +140,44 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__OPENLINEAGE__NAMESPACE": settings.lineage_namespace}
 
 
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """The openlineage-spark listener's Spark configuration (AGRILAKE_LINEAGE_SPARK=1): an event per
+    Spark query, with column lineage, to the stages' transport, under the run that starts the
+    session (the Airflow task). Empty when lineage is off."""
+    import os
+
+    config = transport_config(settings)
+    if config is None:
+        return {}
+    jar = settings.openlineage_spark_jar()
+    if jar is None:
+        raise SystemExit(f"AGRILAKE_LINEAGE_SPARK=1 needs the openlineage-spark jar in {settings.jars_dir}: "
+                         "run `make setup` (it fetches it with Maven), or unset AGRILAKE_LINEAGE_SPARK")
+    conf = {"spark.jars": str(jar), "spark.extraListeners": "io.openlineage.spark.agent.OpenLineageSparkListener",
+            "spark.openlineage.namespace": settings.lineage_namespace,
+            # the API key of an HTTP transport must not show in the UI's environment page or event logs
+            "spark.redaction.regex": "(?i)secret|password|token|access[.]?key|api[_.]?key"}
+    if config["type"] == "file":
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        conf.update({"spark.openlineage.transport.type": "file", "spark.openlineage.transport.location":
+                     str(Path(events_dir(settings)) / f"spark-{stamp}-{os.getpid()}.jsonl")})
+    elif config["type"] == "http":
+        conf.update({"spark.openlineage.transport.type": "http", "spark.openlineage.transport.url": config["url"],
+                     "spark.openlineage.transport.endpoint": "/" + config["endpoint"].lstrip("/")})
+        if "auth" in config:
+            conf.update({"spark.openlineage.transport.auth.type": "api_key",
+                         "spark.openlineage.transport.auth.apiKey": config["auth"]["apiKey"]})
+    else:
+        conf["spark.openlineage.transport.type"] = "console"
+    parent, root = _parent(settings.lineage_parent), _parent(settings.lineage_root_parent)
+    if parent:
+        root = root or parent
+        conf.update({"spark.openlineage.parentJobNamespace": parent[0], "spark.openlineage.parentJobName": parent[1],
+                     "spark.openlineage.parentRunId": parent[2], "spark.openlineage.rootParentJobNamespace": root[0],
+                     "spark.openlineage.rootParentJobName": root[1], "spark.openlineage.rootParentRunId": root[2]})
+    return conf
+
+
 def _client(settings: Settings):
     from openlineage.client import OpenLineageClient
     from openlineage.client.transport import get_default_factory
@@ -290,12 +328,16 @@ def _resolve_versions(ctx, recorder: Recorder) -> None:
                 log.debug("no version of %s: %s", d.location, exc)
 
 
-def read_events(settings: Settings) -> list[dict]:
-    """The file transport's events, oldest first (tests and `agrilake lineage --events`)."""
+def read_events(settings: Settings, *, spark: bool = False) -> list[dict]:
+    """The file transport's events, oldest first: the stages' and Airflow's (one file each), and with
+    `spark` the Spark listener's (a JSON line each, one file per Spark application)."""
     import json
 
     folder = Path(events_dir(settings))
     if not folder.is_dir():
         return []
     events = [json.loads(p.read_text()) for p in folder.glob("events-*.json")]
+    if spark:
+        events += [json.loads(line) for p in folder.glob("spark-*.jsonl")
+                   for line in p.read_text().splitlines() if line.strip()]
     return sorted(events, key=lambda e: e["eventTime"])

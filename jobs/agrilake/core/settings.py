@@ -204,6 +204,11 @@ class Settings:
             return []
         return sorted(p for p in self.jars_dir.glob("*.jar") if p.name.startswith("delta-"))
 
+    def openlineage_spark_jar(self) -> Path | None:
+        """The openlineage-spark listener's jar (`make setup` fetches it), None when missing."""
+        found = sorted(self.jars_dir.glob("openlineage-spark_*.jar")) if self.jars_dir.is_dir() else []
+        return found[-1] if found else None
+
     @property
     def guard_jar(self) -> Path:
         """The read-only guard of the analyst sessions (infra/guard, built by `make setup`)."""

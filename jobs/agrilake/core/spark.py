@@ -91,6 +91,13 @@ def spark_conf(settings: Settings, *, test: bool = False, catalog_dir: str | Non
     }
     if settings.jvm_options:
         conf["spark.driver.extraJavaOptions"] = conf["spark.executor.extraJavaOptions"] = settings.jvm_options
+    if settings.lineage_spark and not catalog_dir:
+        from agrilake.core import lineage
+
+        listener = lineage.spark_conf(settings)
+        if listener:
+            conf["spark.jars"] += "," + listener.pop("spark.jars")
+            conf.update(listener)
     if catalog_dir:
         catalog = catalog_conf(catalog_dir, settings.timezone)
         key = "spark.driver.extraJavaOptions"
