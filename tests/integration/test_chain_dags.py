@@ -114,6 +114,13 @@ def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
         printed.seek(0)
         assert cli.main(["lineage", "gold.coop_credit_profile.score", "--date", D1.isoformat(), "--format", "json"]) == 0
         chain = json.loads(printed.getvalue())
+        printed.truncate(0)
+        printed.seek(0)
+        # a silver table, at the newest published date (no --date)
+        assert cli.main(["lineage", "silver.sales", "--format", "json"]) == 0
+        sales = json.loads(printed.getvalue())
+    assert sales["as_of_date"] == D1.isoformat() and "gold.coop_credit_profile" in sales["read_by"]
+    assert sales["sources"]["sales"]["files"] == chain["sources"]["sales"]["files"]
     assert list((tmp_path / "gx" / "validations").glob("*.json")), "no GX result was kept"
     assert (tmp_path / "data_docs" / "index.html").is_file() and list((tmp_path / "reports").glob("*.html"))
     _check_lineage(chain, landing, store)

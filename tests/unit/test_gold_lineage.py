@@ -39,14 +39,16 @@ def test_declared_sources_are_what_the_builders_read(spark):
         assert set(contracts.gold_table(name).extra["sources"]) == read[name], name
 
 
-def test_lineage_targets_are_gold_tables_or_their_columns():
+def test_lineage_targets_are_gold_tables_their_columns_or_silver_tables():
     from agrilake.analyst.lineage import parse_target
 
-    assert parse_target("gold.coop_credit_profile") == ("coop_credit_profile", None)
-    assert parse_target("gold.coop_credit_profile.score") == ("coop_credit_profile", "score")
-    for bad in ("silver.members", "gold.nope", "coop_credit_profile", "gold.a.b.c"):
+    silver = list(packaged().silver_tables())
+    assert parse_target("gold.coop_credit_profile", silver) == ("gold", "coop_credit_profile", None)
+    assert parse_target("gold.coop_credit_profile.score", silver) == ("gold", "coop_credit_profile", "score")
+    assert parse_target("silver.members", silver) == ("silver", "members", None)
+    for bad in ("silver.nope", "silver.members.person_key", "gold.nope", "coop_credit_profile", "gold.a.b.c"):
         with pytest.raises(ValueError, match=r"gold\.<table>\[\.<column>\]"):
-            parse_target(bad)
+            parse_target(bad, silver)
 
 
 def test_column_sources_come_from_the_gold_builders_plan(ctx):

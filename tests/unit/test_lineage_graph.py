@@ -58,3 +58,12 @@ def test_the_svg_is_well_formed_and_every_edge_ends_at_a_node():
     assert all(p.get("data-from") in ids and p.get("data-to") in ids for p in paths)
     assert SHA_B in doc and SHA_C in doc  # a file's and a manifest's SHA-256 in the tooltips
     assert svg(INFOS, title="x") == svg(INFOS, title="x")  # pure
+
+
+def test_a_silver_table_is_drawn_with_its_feeds_and_the_gold_tables_that_read_it():
+    silver = {"table": "silver.sales", "as_of_date": "2026-11-02", "read_by": ["gold.coop_credit_profile"],
+              "sources": {"sales": INFOS[0]["sources"]["sales"]}}
+    nodes, edges = graph([silver])
+    assert [n["id"] for n in nodes["gold"]] == ["gold:gold.coop_credit_profile"] and nodes["exports"] == []
+    assert edges == [("silver:sales", "gold:gold.coop_credit_profile", ""), ("feed:coop/sales", "silver:sales", "5 rows")]
+    ET.fromstring(svg([silver]))

@@ -1,4 +1,4 @@
-"""`agrilake lineage gold.TABLE[.COLUMN] --date D`: where a gold partition came from, and where it went.
+"""`agrilake lineage gold.TABLE[.COLUMN] [--date D]`: where a gold partition came from, and where it went.
 
 Upstream, down to the landing: the silver tables the gold table is computed from (schemas/gold
 `sources`, checked against the code by tests/unit/test_gold_lineage.py), and in each the rows
@@ -85,11 +85,63 @@ def column_sources(ctx, table: str, as_of: date, read=_table) -> dict[str, list[
     return from_plan(built, name_of, leaf_name=stand_in)
 
 
-def parse_target(target: str) -> tuple[str, str | None]:
+def parse_target(target: str, silver_tables=()) -> tuple[str, str, str | None]:
+    """(layer, table, column or None) of `gold.<table>[.<column>]` or `silver.<table>`."""
     parts = target.split(".")
+    if len(parts) == 2 and parts[0] == "silver" and parts[1] in silver_tables:
+        return "silver", parts[1], None
     if len(parts) not in (2, 3) or parts[0] != "gold" or parts[1] not in GOLD_TABLES:
-        raise ValueError(f"{target!r}: give gold.<table>[.<column>] with a table among {', '.join(GOLD_TABLES)}")
-    return parts[1], parts[2] if len(parts) == 3 else None
+        raise ValueError(f"{target!r}: give gold.<table>[.<column>] with a table among {', '.join(GOLD_TABLES)}, "
+                         f"or silver.<table> with a table among {', '.join(silver_tables)}")
+    return "gold", parts[1], parts[2] if len(parts) == 3 else None
+
+
+def landed_files(ctx, sources: list[str], as_of: date, read=_table) -> dict[str, dict[str, Any]]:
+    """Per silver table: its rows available by D and the landed files they came from (one Spark job)."""
+    from pyspark.sql import functions as F
+
+    per_file = None
+    built = {}
+    for source in sources:
+        silver = read(ctx, f"silver.{source}", optional=True)
+        built[source] = silver is not None
+        if silver is None:
+            continue
+        rows = (silver.where(F.col("_available_date") <= F.lit(as_of))
+                .groupBy("_file_sha256").agg(F.count(F.lit(1)).alias("rows"))
+                .select(F.lit(source).alias("silver_table"), "_file_sha256", "rows"))
+        per_file = rows if per_file is None else per_file.unionByName(rows)
+    log = (read(ctx, "ops.ingest_log").where(F.col("file_sha256").isNotNull() & (F.col("status") != "duplicate"))
+           .select("file_sha256", "file_name", "system", "feed", "delivery_date", "status")
+           .dropDuplicates(["file_sha256"]))
+    joined = ([] if per_file is None else
+              per_file.join(log, per_file._file_sha256 == log.file_sha256, "left").orderBy("silver_table", "file_name")
+              .collect())
+    out: dict[str, dict[str, Any]] = {s: {"rows": 0, "files": [], "built": built[s]} for s in sources}
+    for r in joined:
+        entry = out[r.silver_table]
+        entry["rows"] += r.rows
+        entry["files"].append({"sha256": r._file_sha256, "file": r.file_name, "feed": f"{r.system}/{r.feed}"
+                               if r.system else None, "delivery_date": r.delivery_date.isoformat()
+                               if r.delivery_date else None, "rows": r.rows})
+    return out
+
+
+def silver_lineage(ctx, table: str, as_of: date, *, read=_table) -> dict[str, Any]:
+    """A silver table's rows available by D with their landed files, and the gold tables that read it."""
+    return {"table": f"silver.{table}", "as_of_date": as_of.isoformat(),
+            "sources": landed_files(ctx, [table], as_of, read),
+            "read_by": [f"gold.{g}" for g in GOLD_TABLES if table in ctx.contracts.gold_table(g).extra["sources"]]}
+
+
+def latest_published(ctx, read=_table) -> date:
+    """The newest as-of date with a complete gold publication (the default of --date)."""
+    from pyspark.sql import functions as F
+
+    row = read(ctx, "ops.gold_publications").agg(F.max("as_of_date")).first()
+    if row is None or row[0] is None:
+        raise ValueError("no gold publication yet (ops.gold_publications): run `agrilake gold --date D` first")
+    return row[0]
 
 
 def lineage(ctx, table: str, as_of: date, column: str | None = None, *, read=_table) -> dict[str, Any]:
@@ -114,32 +166,7 @@ def lineage(ctx, table: str, as_of: date, column: str | None = None, *, read=_ta
     out["publication"] = {"run_id": publication.run_id, "delta_version": publication.versions.get(table),
                           "rows": publication.row_counts.get(table),
                           "published_at": publication.published_at.isoformat(sep=" ")}
-    per_file = None
-    built = {}
-    for source in contract.extra["sources"]:
-        silver = read(ctx, f"silver.{source}", optional=True)
-        built[source] = silver is not None
-        if silver is None:
-            continue
-        rows = (silver.where(F.col("_available_date") <= F.lit(as_of))
-                .groupBy("_file_sha256").agg(F.count(F.lit(1)).alias("rows"))
-                .select(F.lit(source).alias("silver_table"), "_file_sha256", "rows"))
-        per_file = rows if per_file is None else per_file.unionByName(rows)
-    log = (read(ctx, "ops.ingest_log").where(F.col("file_sha256").isNotNull() & (F.col("status") != "duplicate"))
-           .select("file_sha256", "file_name", "system", "feed", "delivery_date", "status")
-           .dropDuplicates(["file_sha256"]))
-    joined = ([] if per_file is None else
-              per_file.join(log, per_file._file_sha256 == log.file_sha256, "left").orderBy("silver_table", "file_name")
-              .collect())
-    sources: dict[str, dict[str, Any]] = {s: {"rows": 0, "files": [], "built": built[s]}
-                                          for s in contract.extra["sources"]}
-    for r in joined:
-        entry = sources[r.silver_table]
-        entry["rows"] += r.rows
-        entry["files"].append({"sha256": r._file_sha256, "file": r.file_name, "feed": f"{r.system}/{r.feed}"
-                               if r.system else None, "delivery_date": r.delivery_date.isoformat()
-                               if r.delivery_date else None, "rows": r.rows})
-    out["sources"] = sources
+    out["sources"] = landed_files(ctx, contract.extra["sources"], as_of, read)
     manifests = read(ctx, "ops.export_manifests", optional=True)
     exports = [] if manifests is None else (
         manifests.where((F.col("dataset") == table) & (F.col("as_of_date") == F.lit(as_of))
@@ -151,6 +178,14 @@ def lineage(ctx, table: str, as_of: date, column: str | None = None, *, read=_ta
 
 
 def render(info: dict[str, Any]) -> str:
+    if "publication" not in info:  # a silver table
+        (entry,) = info["sources"].values()
+        lines = [f"{info['table']}: {entry['rows']} rows available by {info['as_of_date']} from "
+                 f"{len(entry['files'])} landed file(s)"]
+        lines += [f"    {f['file'] or '(not in ops.ingest_log)'}  sha256 {f['sha256']}  delivered "
+                  f"{f['delivery_date']}  {f['rows']} rows" for f in entry["files"]]
+        lines.append(f"  read by: {', '.join(info['read_by']) or '(no gold table)'}")
+        return "\n".join(lines)
     pub = info["publication"]
     lines = [f"{info['table']} as_of_date={info['as_of_date']}: {pub['rows']} rows, Delta version "
              f"{pub['delta_version']} (publication {pub['run_id']}, {pub['published_at']})"]
@@ -179,19 +214,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agrilake lineage", description=__doc__.split("\n\n")[0],
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("target", help="gold.<table> or gold.<table>.<column>")
-    parser.add_argument("--date", required=True, type=date.fromisoformat, help="the as-of date D of the partition")
+    parser.add_argument("target", help="gold.<table>, gold.<table>.<column> or silver.<table>")
+    parser.add_argument("--date", type=date.fromisoformat,
+                        help="the as-of date D (default: the newest date gold has published)")
     parser.add_argument("--format", choices=("text", "json", "svg"), default="text",
                         help="svg: the graph of the chain (landed feeds, silver, gold, exports) as an SVG file")
     args = parser.parse_args(argv)
+    from agrilake.core.contracts import load
+
+    settings = get_settings()
     try:
-        table, column = parse_target(args.target)
+        layer, table, column = parse_target(args.target, list(load(settings.schemas_dir).silver_tables()))
     except ValueError as exc:
         print(f"agrilake lineage: {exc}", file=sys.stderr)
         return 2
     quiet_pyspark()
     try:
-        info = lineage(open_context(get_settings(), "agrilake-lineage"), table, args.date, column)
+        ctx = open_context(settings, "agrilake-lineage")
+        as_of = args.date or latest_published(ctx)
+        info = lineage(ctx, table, as_of, column) if layer == "gold" else silver_lineage(ctx, table, as_of)
     except Exception as exc:  # one clear message instead of a JVM stack trace
         print(f"agrilake lineage: {explain(exc)}", file=sys.stderr)
         return 1

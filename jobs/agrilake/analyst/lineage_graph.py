@@ -20,32 +20,44 @@ def _e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
+def _upstream(info: dict[str, Any], nodes: dict, edges: list, targets: list[str]) -> None:
+    """The silver tables of `info` and the feeds of their landed files, each silver table to `targets`."""
+    for table, entry in info["sources"].items():
+        silver_id = f"silver:{table}"
+        nodes["silver"].setdefault(silver_id, {
+            "id": silver_id, "label": f"silver.{table}",
+            "sub": f"{entry['rows']} rows by D" if entry["built"] else "not built yet",
+            "tip": f"silver.{table}: {entry['rows']} rows available by {info['as_of_date']}"})
+        edges.extend((silver_id, t, "") for t in targets)
+        by_feed: dict[str, list[dict]] = {}
+        for f in entry["files"]:
+            by_feed.setdefault(f["feed"] or "(not in the ingest log)", []).append(f)
+        for feed, files in by_feed.items():
+            feed_id = f"feed:{feed}"
+            node = nodes["landed files"].setdefault(feed_id, {"id": feed_id, "label": feed, "files": {}})
+            for f in files:
+                node["files"][f["sha256"]] = f
+            edges.append((feed_id, silver_id, f"{sum(f['rows'] for f in files)} rows"))
+
+
 def graph(infos: list[dict[str, Any]]) -> tuple[dict[str, list[dict]], list[tuple[str, str, str]]]:
-    """(nodes per column, edges (from id, to id, label)) of the lineage dicts of one date."""
+    """(nodes per column, edges (from id, to id, label)) of the lineage dicts of one date: gold
+    tables' (`agrilake lineage gold.T`) or silver tables' (`agrilake lineage silver.T`)."""
     nodes: dict[str, dict[str, dict]] = {c: {} for c in COLUMNS}
     edges: list[tuple[str, str, str]] = []
     for info in infos:
+        if "publication" not in info:  # a silver table, read by gold tables
+            readers = [f"gold:{g}" for g in info.get("read_by", [])]
+            for g in info.get("read_by", []):
+                nodes["gold"].setdefault(f"gold:{g}", {"id": f"gold:{g}", "label": g, "sub": "reads it", "tip": g})
+            _upstream(info, nodes, edges, readers)
+            continue
         gold_id = f"gold:{info['table']}"
         pub = info["publication"]
         nodes["gold"][gold_id] = {"id": gold_id, "label": info["table"],
                                   "sub": f"{pub['rows']} rows, version {pub['delta_version']}",
                                   "tip": f"{info['table']} as_of_date={info['as_of_date']}, publication {pub['run_id']}"}
-        for table, entry in info["sources"].items():
-            silver_id = f"silver:{table}"
-            nodes["silver"].setdefault(silver_id, {
-                "id": silver_id, "label": f"silver.{table}",
-                "sub": f"{entry['rows']} rows by D" if entry["built"] else "not built yet",
-                "tip": f"silver.{table}: {entry['rows']} rows available by {info['as_of_date']}"})
-            edges.append((silver_id, gold_id, ""))
-            by_feed: dict[str, list[dict]] = {}
-            for f in entry["files"]:
-                by_feed.setdefault(f["feed"] or "(not in the ingest log)", []).append(f)
-            for feed, files in by_feed.items():
-                feed_id = f"feed:{feed}"
-                node = nodes["landed files"].setdefault(feed_id, {"id": feed_id, "label": feed, "files": {}})
-                for f in files:
-                    node["files"][f["sha256"]] = f
-                edges.append((feed_id, silver_id, f"{sum(f['rows'] for f in files)} rows"))
+        _upstream(info, nodes, edges, [gold_id])
         for export in info["exports"]:
             export_id = f"export:{export['location']}"
             nodes["exports"][export_id] = {"id": export_id, "label": export["location"].removeprefix("s3://"),
