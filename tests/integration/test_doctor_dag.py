@@ -29,3 +29,22 @@ def test_a_failing_stage_fails_the_task(airflow_env, tmp_path):
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert dag_run_states(proc) == [("agrilake_doctor", "failed")], proc.stdout[-4000:]
     assert "DAG agrilake_doctor failed for 2026-11-03" in proc.stderr
+
+
+def test_the_doctor_proves_the_runtime(airflow_env, spark, tmp_path):
+    """`agrilake doctor` in full (the DAG runs its Delta check only): versions, the packaged specs, the
+    Airflow home, a Delta write + MERGE + time travel and a GX validation, on the test run's session."""
+    from pathlib import Path
+
+    from agrilake import doctor
+    from agrilake.core.settings import Settings
+
+    settings = Settings.from_env(airflow_home=Path(airflow_env["AIRFLOW_HOME"]), lakehouse=str(tmp_path / "lake"))
+    report = doctor.run([], settings)
+    assert report["airflow_home"] == str(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db")
+    assert report["delta"] == {"path": settings.table_path("ops", doctor.DOCTOR_TABLE), "version_read": 0,
+                               "rows_now": 3, "rows_at_v0": 2}
+    assert report["great_expectations"] == "1 passing and 1 failing expectation told apart"
+    assert "feeds" in report["schemas"] and "suites" in report["expectations"]
+    with pytest.raises(doctor.RuntimeMissing, match="no Airflow metadata DB"):
+        doctor.run([], settings.replace(airflow_home=tmp_path / "no-airflow"))

@@ -144,6 +144,9 @@ class Settings:
                                       default=None)
     lineage_root_parent: str | None = _var("OPENLINEAGE_ROOT_PARENT_ID",
                                            "`namespace/job/run_id` of the root run (the DAG run).", default=None)
+    spark_conf: str = _var("AGRILAKE_SPARK_CONF",
+                           "Extra Spark settings of every session, `key=value` separated by spaces (they win).",
+                           default="")
     jvm_options: str = _var("AGRILAKE_JVM_OPTIONS", "Extra options for the Spark JVMs (GC, GC logs, heap dumps).",
                             default="")
 

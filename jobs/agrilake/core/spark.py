@@ -98,6 +98,11 @@ def spark_conf(settings: Settings, *, test: bool = False, catalog_dir: str | Non
         if listener:
             conf["spark.jars"] += "," + listener.pop("spark.jars")
             conf.update(listener)
+    for item in settings.spark_conf.split():
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("spark."):
+            raise RuntimeMissing(f"AGRILAKE_SPARK_CONF: {item!r} is not spark.<key>=<value>")
+        conf[key] = value
     if catalog_dir:
         catalog = catalog_conf(catalog_dir, settings.timezone)
         key = "spark.driver.extraJavaOptions"
