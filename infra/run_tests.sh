@@ -36,9 +36,9 @@ if [ -z "${AGRILAKE_JVM_OPTIONS:-}" ]; then
 fi
 # Spark on the suite's tiny tables: most of a query's time is planning and compiling, not rows. Without
 # whole-stage code generation (Janino compiles a class per query) and adaptive re-planning, on one shuffle
-# partition, the suite runs ~15% faster (docs/benchmarks.md). Results do not change: both are
+# partition (and one task per local scan), the suite runs ~15% faster (docs/benchmarks.md). Results do not change: both are
 # optimisations. The product keeps Spark's defaults, and the wheel test runs the pipeline on them.
-export AGRILAKE_SPARK_CONF="${AGRILAKE_SPARK_CONF-spark.sql.codegen.wholeStage=false spark.sql.adaptive.enabled=false}"
+export AGRILAKE_SPARK_CONF="${AGRILAKE_SPARK_CONF-spark.sql.codegen.wholeStage=false spark.sql.adaptive.enabled=false spark.default.parallelism=1}"
 export AGRILAKE_SHUFFLE_PARTITIONS="${AGRILAKE_SHUFFLE_PARTITIONS:-1}"
 echo ">> ruff"
 "$BIN/ruff" check .
