@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     **importlib.import_module("agrilake.analyst").COMMANDS,  # sql, tables, describe, catalog, sql-server
     "dictionary": ("agrilake.analyst.dictionary", "write the data dictionary (docs/data_dictionary.md, .html) from the contracts"),
     "datadocs": ("agrilake.analyst.datadocs", "render the Great Expectations data docs of the latest validations"),
-    "lineage": ("agrilake.analyst.lineage", "where a gold partition came from (silver tables, landed files with SHA-256) and went (exports)"),
+    "lineage": ("agrilake.analyst.lineage", "where a gold partition or column came from (silver tables and columns, landed files with SHA-256) and went (exports)"),
     "fetch": ("agrilake.consumer.fetch", "a platform's side: list, download and verify its deliveries (sizes, SHA-256)"),
     "contract": ("agrilake.stages.datacontract", "the ODCS data contract of each exported dataset (print, --write, --check)"),
     "report": ("agrilake.analyst.report", "self-contained HTML report with charts of the gold tables for a date"),
