@@ -136,6 +136,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     config = transport_config(settings)
     if config is None:
         return {"AIRFLOW__OPENLINEAGE__DISABLED": "True"}
+    if config["type"] == "file":  # the provider's file transport does not create its folder
+        Path(config["log_file_path"]).parent.mkdir(parents=True, exist_ok=True)
     return {"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(config),
             "AIRFLOW__OPENLINEAGE__NAMESPACE": settings.lineage_namespace}
 
