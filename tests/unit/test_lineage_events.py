@@ -155,3 +155,20 @@ def test_dataset_names_follow_the_openlineage_naming_spec(tmp_path):
     assert lineage.dataset_id(f"file:{tmp_path}/t") == ("file", f"{tmp_path}/t")
     assert lineage.dataset_id(str(tmp_path / "t")) == ("file", str(tmp_path / "t"))
     assert json.dumps(lineage.dataset_id("s3://bank/a/b.parquet")) == '["s3://bank", "a/b.parquet"]'
+
+
+def test_maintenance_prunes_event_files_past_their_retention(settings, tmp_path):
+    import os
+    import time
+
+    s = settings.replace(lakehouse=str(tmp_path / "lh"), lineage_dir=None, lineage_retention_days=30)
+    folder = tmp_path / "lh" / "_lineage"
+    folder.mkdir(parents=True)
+    now = time.time()
+    ages = {"events-old.json": 31, "spark-old.jsonl": 40, "events-new.json": 29, "spark-new.jsonl": 1, "notes.txt": 99}
+    for name, days in ages.items():
+        (folder / name).write_text("{}")
+        os.utime(folder / name, (now - days * 86_400, now - days * 86_400))
+    assert lineage.prune_events(s, now=now) == 2
+    assert sorted(p.name for p in folder.iterdir()) == ["events-new.json", "notes.txt", "spark-new.jsonl"]
+    assert lineage.prune_events(s.replace(lakehouse=str(tmp_path / "none")), now=now) == 0

@@ -65,3 +65,22 @@ def test_negative_retention_is_refused(ctx):
         maintenance.main(["--retention-hours", "-1"])
     with pytest.raises(ValueError, match="retention-hours must be >= 0"):
         maintenance.run(ctx, retention_hours=-1)
+
+
+def test_the_command_maintains_tables_and_prunes_old_lineage_events(ctx, lakehouse, monkeypatch, capsys):
+    import os
+    import time
+
+    import agrilake.core.spark
+
+    tables.append(ctx, ctx.spark.createDataFrame([(1, "x")], "id int, v string"), "gold", "t")
+    old = lakehouse / "_lineage" / "events-20200101-000000.000000.json"
+    old.parent.mkdir(parents=True)
+    old.write_text("{}")
+    os.utime(old, (time.time() - 200 * 86_400,) * 2)
+    monkeypatch.setenv("AGRILAKE_LAKEHOUSE", str(lakehouse))
+    monkeypatch.setattr(agrilake.core.spark, "get_spark", lambda *a, **k: ctx.spark)  # the test run's session
+    assert maintenance.main(["--retention-hours", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "gold.t" in out and "lineage events older than 90 days deleted: 1" in out
+    assert not old.exists() and list((lakehouse / "_lineage").glob("events-*.json"))  # the maintenance run's kept

@@ -330,6 +330,22 @@ def _resolve_versions(ctx, recorder: Recorder) -> None:
                 log.debug("no version of %s: %s", d.location, exc)
 
 
+def prune_events(settings: Settings, *, now: float | None = None) -> int:
+    """Delete the file transport's event files older than AGRILAKE_LINEAGE_RETENTION_DAYS (a server keeps
+    its own history); returns how many were deleted."""
+    import time as _time
+
+    folder = Path(events_dir(settings))
+    if not folder.is_dir():
+        return 0
+    cutoff = (now or _time.time()) - settings.lineage_retention_days * 86_400
+    old = [p for pattern in ("events-*.json", "spark-*.jsonl") for p in folder.glob(pattern)
+           if p.stat().st_mtime < cutoff]
+    for p in old:
+        p.unlink(missing_ok=True)
+    return len(old)
+
+
 def read_events(settings: Settings, *, spark: bool = False) -> list[dict]:
     """The file transport's events, oldest first: the stages' and Airflow's (one file each), and with
     `spark` the Spark listener's (a JSON line each, one file per Spark application)."""

@@ -136,6 +136,9 @@ class Settings:
                                        secret=True, default=None)
     lineage_namespace: str = _var("AGRILAKE_LINEAGE_NAMESPACE", "OpenLineage job namespace of the stages.",
                                   default="agrilake")
+    lineage_retention_days: int = _var("AGRILAKE_LINEAGE_RETENTION_DAYS",
+                                       "`agrilake maintenance` deletes the file transport's events older than this.",
+                                       default=90)
     lineage_spark: bool = _var("AGRILAKE_LINEAGE_SPARK",
                                "1: also run the openlineage-spark listener (one event per Spark query, column lineage).",
                                default=False)
