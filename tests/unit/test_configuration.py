@@ -125,3 +125,15 @@ def test_a_bad_value_is_a_clear_exit(name, value, message):
     with pytest.raises(SystemExit) as exc:
         Settings.from_env({name: value})
     assert str(exc.value) == message
+
+
+def test_extra_spark_settings_win_and_a_malformed_one_is_refused(settings):
+    import pytest
+
+    from agrilake.core.spark import spark_conf
+
+    conf = spark_conf(settings.replace(spark_conf="spark.sql.adaptive.enabled=false spark.sql.shuffle.partitions=9"))
+    assert conf["spark.sql.adaptive.enabled"] == "false" and conf["spark.sql.shuffle.partitions"] == "9"
+    for bad in ("adaptive=false", "spark.sql.adaptive.enabled"):
+        with pytest.raises(SystemExit, match="AGRILAKE_SPARK_CONF"):
+            spark_conf(settings.replace(spark_conf=bad))

@@ -172,3 +172,25 @@ def test_maintenance_prunes_event_files_past_their_retention(settings, tmp_path)
     assert lineage.prune_events(s, now=now) == 2
     assert sorted(p.name for p in folder.iterdir()) == ["events-new.json", "notes.txt", "spark-new.jsonl"]
     assert lineage.prune_events(s.replace(lakehouse=str(tmp_path / "none")), now=now) == 0
+
+
+def test_an_unwritable_events_folder_warns_and_the_stage_goes_on(ctx, tmp_path, caplog):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    blocked = ctx.with_settings(lineage_dir=str(blocker / "lineage"))
+    with lineage.stage_run(blocked, "silver.conform.coop") as run:
+        assert run is None
+    assert "cannot create" in caplog.text and "AGRILAKE_LINEAGE_DIR" in caplog.text
+
+
+def test_a_task_without_openlineage_ids_runs_its_stage_without_a_parent(monkeypatch):
+    import os
+
+    from agrilake.orchestration import tasks
+
+    warned = []
+    monkeypatch.setattr(tasks.log, "warning", lambda msg, *args: warned.append(msg % args))
+    monkeypatch.delenv("OPENLINEAGE_PARENT_ID", raising=False)
+    tasks.lineage_parent({"ti": object()})  # not a task instance: the provider's macros cannot name it
+    assert "OPENLINEAGE_PARENT_ID" not in os.environ
+    assert warned and "no OpenLineage parent for this task (AttributeError" in warned[0]

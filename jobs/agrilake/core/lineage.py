@@ -188,7 +188,12 @@ def _client(settings: Settings):
     if config is None:
         return None
     if config["type"] == "file":
-        Path(config["log_file_path"]).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(config["log_file_path"]).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # lineage never fails a stage: say where the events could not go
+            log.warning("OpenLineage events not written: cannot create %s (%s); set AGRILAKE_LINEAGE_DIR "
+                        "to a writable folder", Path(config["log_file_path"]).parent, exc)
+            return None
     return OpenLineageClient(transport=get_default_factory().create(config))
 
 
@@ -281,9 +286,12 @@ def stage_run(ctx, job: str, *, dates: list[date] | None = None) -> Iterator[Rec
     While it runs, ctx.lineage is its Recorder, which agrilake.core.tables fills with every Delta
     table read or written; the stages add landing files and exported objects. Yields None, and
     records nothing, when AGRILAKE_LINEAGE=off."""
+    if getattr(ctx, "lineage", None) is not None:  # inside a run already: one run
+        yield ctx.lineage
+        return
     client = _client(ctx.settings)
-    if client is None or getattr(ctx, "lineage", None) is not None:  # off, or inside a run already
-        yield getattr(ctx, "lineage", None)
+    if client is None:  # off
+        yield None
         return
     from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
     from openlineage.client.facet_v2 import error_message_run, job_type_job

@@ -101,7 +101,8 @@ def spark_conf(settings: Settings, *, test: bool = False, catalog_dir: str | Non
     for item in settings.spark_conf.split():
         key, sep, value = item.partition("=")
         if not sep or not key.startswith("spark."):
-            raise RuntimeMissing(f"AGRILAKE_SPARK_CONF: {item!r} is not spark.<key>=<value>")
+            raise SystemExit(f"AGRILAKE_SPARK_CONF: {item!r} is not spark.<key>=<value> "
+                             "(settings separated by spaces)")
         conf[key] = value
     if catalog_dir:
         catalog = catalog_conf(catalog_dir, settings.timezone)

@@ -49,16 +49,20 @@ def _noted(ctx, what: str, layer: str, name: str, version: int | None = None) ->
         return
     location = path(ctx, layer, name)
     if what == "read":
-        # the load above has just read the log: the snapshot lookup is a cache hit
-        recorder.table_read(f"{layer}.{name}", location, snapshot_version(ctx, location) if version is None else version)
+        # the snapshot the load above has just taken (no second listing of the log)
+        recorder.table_read(f"{layer}.{name}", location,
+                            snapshot_version(ctx, location, refresh=False) if version is None else version)
     else:
         recorder.table_written(f"{layer}.{name}", location)
 
 
-def snapshot_version(ctx, location: str) -> int:
-    """The table's current version from its Delta log (no Spark job: ~10 ms once the log is cached)."""
+def snapshot_version(ctx, location: str, *, refresh: bool = True) -> int:
+    """The table's current version from its Delta log (no Spark job: ~10 ms once the log is cached).
+    `refresh=False`: the snapshot this process last loaded, without listing the log again."""
     jvm = ctx.spark._jvm
     delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(ctx.spark._jsparkSession, location)
+    if not refresh:
+        return int(delta_log.unsafeVolatileSnapshot().version())
     defaults = [getattr(delta_log, f"update$default${i}")() for i in (1, 2, 3)]
     return int(delta_log.update(*defaults).version())
 

@@ -52,10 +52,15 @@ def lineage_parent(context: dict) -> None:
     ti = context.get("task_instance") or context.get("ti")
     if ti is None:
         return
-    from airflow.providers.openlineage.plugins.macros import lineage_parent_id, lineage_root_parent_id
+    try:
+        from airflow.providers.openlineage.plugins.macros import lineage_parent_id, lineage_root_parent_id
 
-    os.environ["OPENLINEAGE_PARENT_ID"] = lineage_parent_id(ti)
-    os.environ["OPENLINEAGE_ROOT_PARENT_ID"] = lineage_root_parent_id(ti)
+        parent, root = lineage_parent_id(ti), lineage_root_parent_id(ti)
+    except Exception as exc:  # noqa: BLE001 - lineage describes the run, it never fails it
+        log.warning("no OpenLineage parent for this task (%s: %s): the stage's events stand alone",
+                    type(exc).__name__, exc)
+        return
+    os.environ["OPENLINEAGE_PARENT_ID"], os.environ["OPENLINEAGE_ROOT_PARENT_ID"] = parent, root
 
 
 def _date_args(argv: list[str]) -> list[date] | None:

@@ -123,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(ctx, retention_hours=args.retention_hours, patterns=patterns or None)
     retention = args.retention_hours if args.retention_hours is not None else ctx.settings.vacuum_retention_hours
     print(f"maintenance of {len(rows)} table(s), VACUUM retention {retention:g} h")
-    pruned = lineage.prune_events(ctx.settings)
-    print(f"lineage events older than {ctx.settings.lineage_retention_days} days deleted: {pruned}")
     if rows:
         print(format_report(rows))
+    pruned = lineage.prune_events(ctx.settings)
+    print(f"lineage events older than {ctx.settings.lineage_retention_days} days deleted: {pruned}")
     failed = [r["table_name"] for r in rows if r["status"] != "ok"]
     if failed:
         log.error("maintenance failed for %s (see ops.maintenance_log and the log above)", ", ".join(failed))
