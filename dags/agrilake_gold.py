@@ -1,9 +1,12 @@
 """Gold DAG: the credit and logistics datasets (docs/metrics.md) for one as-of date, write-audit-publish.
 
 Scheduled when every silver domain has published; builds the four gold tables for each date the
-silver Asset events carry, up to the newest date every domain has delivered (a date some domain
-has not delivered yet waits, and the log says for which: agrilake.orchestration.rundates); by hand,
-for `params.date` (default: the newest delivery ingested). Each is validated with its GX suite and
+silver Asset events carry, up to the newest date every domain has conformed (agrilake.orchestration.rundates),
+and only dates whose deliveries all exist (ops.deliveries: every daily system delivered, or marked
+nothing to deliver, on the date and every day since the previous publication; agrilake.core.deliveries).
+Dates that waited before are built, in order, by the first run after their delivery lands. A run
+in which every date waits ends *skipped*, saying what each waits for, and triggers no export. By
+hand: `params.date` (default: the newest delivery ingested). Each is validated with its GX suite and
 only then replaces that date's partition. A failed critical expectation fails the task, names the expectation, and
 so stops the export DAG (it is scheduled on the gold Assets, which are not updated).
 """

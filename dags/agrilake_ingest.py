@@ -1,7 +1,9 @@
 """Ingest DAGs, one per upstream system: landing files delivered up to `{{ ds }}` -> bronze Delta tables.
 
-Daily with catchup, so a backfill is just clearing or triggering past dates; each run ingests only
-files it has not seen (by SHA-256), so reruns change nothing. Each task publishes the bronze Assets
+Daily with catchup (from AGRILAKE_DAG_START, up to AGRILAKE_DAG_END when set), so a backfill is just
+clearing or triggering past dates; each run ingests only files it has not seen (by SHA-256), so reruns
+change nothing. Each run also records which delivery days of its system exist (ops.deliveries): gold
+waits for those, not for the schedule. Each task publishes the bronze Assets
 of its system, which schedule the silver DAGs.
 """
 
@@ -18,6 +20,7 @@ for system in wiring.systems():
         doc_md=__doc__,
         schedule="@daily",
         start_date=wiring.start_date(),
+        end_date=wiring.end_date(),
         catchup=True,
         max_active_runs=1,
         default_args=wiring.default_args(),

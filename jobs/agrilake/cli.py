@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("agrilake.stages.export", "export curated datasets to the platforms' buckets"),
     "objectstore": ("agrilake.services.objectstore", "start/stop the local SeaweedFS object store"),
     "pipeline": ("agrilake.stages.pipeline", "run every stage for a date range, without a scheduler"),
+    "status": ("agrilake.analyst.status", "each date's deliveries per system, its gold publication and exports"),
+    "no-delivery": ("agrilake.stages.bronze.no_delivery", "mark a day as nothing to deliver for a daily system"),
     **importlib.import_module("agrilake.analyst").COMMANDS,  # sql, tables, describe, catalog, sql-server
     "dictionary": ("agrilake.analyst.dictionary", "write the data dictionary (docs/data_dictionary.md, .html) from the contracts"),
     "datadocs": ("agrilake.analyst.datadocs", "render the Great Expectations data docs of the latest validations"),

@@ -76,19 +76,21 @@ def test_parsed_ddl_is_what_the_read_yields(spark, tmp_path):
 
 
 def test_accepted_rows_are_bronze_rows_with_lineage(spark, parsed):
-    accepted = transform.accepted(parsed, FEED, batch_id=BATCH, now=NOW)
+    # file C is late: it landed after its date was published, its rows count from the 5th
+    accepted = transform.accepted(parsed, FEED, batch_id=BATCH, now=NOW, late={SHA_C: date(2026, 11, 5)})
     bronze = spark.createDataFrame([], packaged().bronze_ddl(FEED)).schema
     assert [(f.name, f.dataType) for f in accepted.schema.fields] == [(f.name, f.dataType) for f in bronze.fields]
 
     got = sorted((r.asDict() for r in accepted.collect()), key=lambda r: (r["_file_sha256"], r["_line"]))
     assert got == [
         {**member("C1", "张三"), "_extra": {"wechat_id": "wx1"}, "_file_sha256": SHA_A, "_file_name": NAME[SHA_A],
-         "_line": 2, "_delivery_date": DAY, "_ingested_at": NOW, "_batch_id": BATCH},
+         "_line": 2, "_delivery_date": DAY, "_ingested_at": NOW, "_batch_id": BATCH, "_available_date": DAY},
         {**member("C1", "李四", household_size=None), "_extra": None, "_file_sha256": SHA_A,
-         "_file_name": NAME[SHA_A], "_line": 3, "_delivery_date": DAY, "_ingested_at": NOW, "_batch_id": BATCH},
+         "_file_name": NAME[SHA_A], "_line": 3, "_delivery_date": DAY, "_ingested_at": NOW, "_batch_id": BATCH,
+         "_available_date": DAY},
         {**member("C3", "钱七"), "_extra": {"wechat_id": None, "fax": "010-1"}, "_file_sha256": SHA_C,
          "_file_name": NAME[SHA_C], "_line": 2, "_delivery_date": date(2026, 11, 1), "_ingested_at": NOW,
-         "_batch_id": BATCH},
+         "_batch_id": BATCH, "_available_date": date(2026, 11, 5)},
     ]
 
 
@@ -156,7 +158,8 @@ def test_log_rows_status_counts_and_drift(parsed, session_ctx):
              (_landed(SHA_E, 0), SHA_E)]
     again = LandedFile("coop_members", "/landing/coop/members/2026-11-03/a-again.csv",
                        "coop/members/2026-11-03/a-again.csv", date(2026, 11, 3), 300)
-    rows = transform.log_rows(FEED, files, _figures(parsed), [(again, SHA_A, NAME[SHA_A])])
+    rows = transform.log_rows(FEED, files, _figures(parsed), [(again, SHA_A, NAME[SHA_A])],
+                              late={SHA_B: date(2026, 11, 9)})
 
     by_name = {r["file_name"]: r for r in rows}
     assert len(by_name) == len(rows) == 5
@@ -164,10 +167,12 @@ def test_log_rows_status_counts_and_drift(parsed, session_ctx):
     assert by_name[NAME[SHA_A]] == {
         **fixed, "delivery_date": DAY, "file_name": NAME[SHA_A], "file_sha256": SHA_A, "file_bytes": 300,
         "status": "ingested", "read": 3, "accepted": 2, "quarantined": 1, "schema_drift": ["wechat_id"],
-        "message": "schema drift: wechat_id"}
+        "message": "schema drift: wechat_id", "available_date": DAY}
     assert by_name[NAME[SHA_B]] == {
         **fixed, "delivery_date": DAY, "file_name": NAME[SHA_B], "file_sha256": SHA_B, "file_bytes": 40,
-        "status": "quarantined", "read": 2, "accepted": 0, "quarantined": 2, "schema_drift": [], "message": MISSING}
+        "status": "quarantined", "read": 2, "accepted": 0, "quarantined": 2, "schema_drift": [],
+        "message": f"{MISSING}; LATE: first seen after gold of {DAY} or a later date was published; its rows count "
+                   "from 2026-11-09", "available_date": date(2026, 11, 9)}
     assert by_name[NAME[SHA_C]]["status"] == "ingested"
     assert by_name[NAME[SHA_C]]["schema_drift"] == ["fax", "wechat_id"]
     assert by_name[NAME[SHA_C]]["message"] == "schema drift: fax, wechat_id"

@@ -10,7 +10,7 @@ import io
 import json
 import re
 from collections import Counter, defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from stdnum.cn import ric as stdnum_ric
 from stdnum.cn import uscc as stdnum_uscc
 
 from agrilake.core.contracts import packaged
+from agrilake.core.deliveries import MARKER_DIR
 from agrilake.core.quarantine import DEFECT_REASONS
 from agrilake.devdata.generate import generate, main
 from agrilake.devdata.generate.common import Params
@@ -142,13 +143,18 @@ def _defined(landing: Landing, feed: str, column: str) -> set[str]:
 
 def test_layout_is_system_feed_delivery_date(landing):
     contracts = {(f.system, f.feed): f for f in packaged().feeds().values()}
-    seen = set()
+    seen, marked = set(), set()
     for path in landing.root.rglob("*"):
         if path.is_dir():
             continue
         rel = path.relative_to(landing.root)
         if rel.parts[0] == "_manifest":
             assert rel.name in ("defects.csv", "run.json")
+            continue
+        if rel.parts[1] == MARKER_DIR:  # a daily system's day with nothing new: marked, with a reason
+            system, _, day = rel.parts
+            assert packaged().delivery_calendars()[system] == "daily" and path.read_text().strip()
+            marked.add((system, date.fromisoformat(day)))
             continue
         system, feed, day, name = rel.parts
         contract = contracts[(system, feed)]
@@ -157,6 +163,14 @@ def test_layout_is_system_feed_delivery_date(landing):
         assert START <= delivered < date(2026, 11, 1 + SMALL.days)
         seen.add(contract.name)
     assert seen == set(packaged().feeds())
+    # every daily system delivers every day: files, or the nothing-to-deliver marker, never neither
+    for system, calendar in packaged().delivery_calendars().items():
+        if calendar != "daily":
+            continue
+        for i in range(SMALL.days):
+            day = START + timedelta(days=i)
+            has_files = any((landing.root / system).glob(f"*/{day}/*.*"))
+            assert has_files != ((system, day) in marked), (system, day)
     # the first day carries every feed's initial load
     for f in packaged().feeds().values():
         assert list((landing.root / f.system / f.feed / START.isoformat()).glob("*")), f.name

@@ -77,3 +77,31 @@ def test_a_run_whose_dates_all_wait_builds_nothing_and_a_manual_run_keeps_its_da
     # an ingest run records its logical date for the silver runs it triggers
     assert tasks.run_dates("agrilake.stages.bronze", ["--date", "2026-10-04", "--system", "coop"], None, False,
                            {}) == (["--date", "2026-10-04", "--system", "coop"], [D4])
+
+
+def test_a_task_whose_dates_all_wait_ends_skipped_and_emits_no_asset_event(monkeypatch):
+    """run_stage: nothing built (every event date waits upstream, or the stage's deliveries wait) is a skip,
+    never a success: a successful task would emit Asset events and trigger the export with nothing new."""
+    import sys
+
+    import pytest
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from agrilake.core import deliveries
+
+    waiting = _context({"bronze.coop_sales": [_extra(D3)], "bronze.bank_loans": [{}]})
+    with pytest.raises(AirflowSkipException, match="nothing to build"):
+        tasks.run_stage("agrilake.stages.silver", ["--date", "latest"], GROUPS, True, **waiting)
+    assert dict(waiting["outlet_events"]) == {}
+
+    stage = SimpleNamespace(task=lambda argv, planned: deliveries.Outcome(built=[], waiting={D1: "bank has not "
+                                                                                               "delivered"}))
+    monkeypatch.setitem(sys.modules, "agrilake_test_stage", stage)
+    context = _context({"bronze.coop_sales": [_extra(D1)], "bronze.bank_loans": [_extra(D1)]})
+    with pytest.raises(AirflowSkipException, match="2026-10-01 waits: bank has not delivered"):
+        tasks.run_stage("agrilake_test_stage", ["--date", "latest"], GROUPS, False, **context)
+    assert dict(context["outlet_events"]) == {}
+
+    stage.task = lambda argv, planned: deliveries.Outcome(built=[D1], waiting={})
+    tasks.run_stage("agrilake_test_stage", ["--date", "latest"], GROUPS, False, **context)
+    assert context["outlet_events"]["silver.members"].extra == _extra(D1)

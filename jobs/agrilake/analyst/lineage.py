@@ -111,8 +111,12 @@ def landed_files(ctx, sources: list[str], as_of: date, read=_table) -> dict[str,
                 .groupBy("_file_sha256").agg(F.count(F.lit(1)).alias("rows"))
                 .select(F.lit(source).alias("silver_table"), "_file_sha256", "rows"))
         per_file = rows if per_file is None else per_file.unionByName(rows)
-    log = (read(ctx, "ops.ingest_log").where(F.col("file_sha256").isNotNull() & (F.col("status") != "duplicate"))
-           .select("file_sha256", "file_name", "system", "feed", "delivery_date", "status")
+    log = read(ctx, "ops.ingest_log")
+    log_columns = log.columns  # an ingest log from before late files were told apart has no available_date
+    log = (log.where(F.col("file_sha256").isNotNull() & (F.col("status") != "duplicate"))
+           .select("file_sha256", "file_name", "system", "feed", "delivery_date", "status",
+                   (F.col("available_date") if "available_date" in log_columns else F.lit(None).cast("date"))
+                   .alias("available_date"))
            .dropDuplicates(["file_sha256"]))
     joined = ([] if per_file is None else
               per_file.join(log, per_file._file_sha256 == log.file_sha256, "left").orderBy("silver_table", "file_name")
@@ -123,7 +127,10 @@ def landed_files(ctx, sources: list[str], as_of: date, read=_table) -> dict[str,
         entry["rows"] += r.rows
         entry["files"].append({"sha256": r._file_sha256, "file": r.file_name, "feed": f"{r.system}/{r.feed}"
                                if r.system else None, "delivery_date": r.delivery_date.isoformat()
-                               if r.delivery_date else None, "rows": r.rows})
+                               if r.delivery_date else None, "rows": r.rows,
+                               # a late file: landed in its folder after that date was published
+                               "late_available_from": r.available_date.isoformat()
+                               if r.available_date and r.available_date != r.delivery_date else None})
     return out
 
 
@@ -177,13 +184,17 @@ def lineage(ctx, table: str, as_of: date, column: str | None = None, *, read=_ta
     return out
 
 
+def _late(f: dict[str, Any]) -> str:
+    return f" LATE (counted from {f['late_available_from']})" if f.get("late_available_from") else ""
+
+
 def render(info: dict[str, Any]) -> str:
     if "publication" not in info:  # a silver table
         (entry,) = info["sources"].values()
         lines = [f"{info['table']}: {entry['rows']} rows available by {info['as_of_date']} from "
                  f"{len(entry['files'])} landed file(s)"]
         lines += [f"    {f['file'] or '(not in ops.ingest_log)'}  sha256 {f['sha256']}  delivered "
-                  f"{f['delivery_date']}  {f['rows']} rows" for f in entry["files"]]
+                  f"{f['delivery_date']}{_late(f)}  {f['rows']} rows" for f in entry["files"]]
         lines.append(f"  read by: {', '.join(info['read_by']) or '(no gold table)'}")
         return "\n".join(lines)
     pub = info["publication"]
@@ -199,7 +210,7 @@ def render(info: dict[str, Any]) -> str:
                      + ("" if entry["built"] else " (not built yet: no delivery of its feed)"))
         for f in entry["files"]:
             lines.append(f"      {f['file'] or '(not in ops.ingest_log)'}  sha256 {f['sha256']}  "
-                         f"delivered {f['delivery_date']}  {f['rows']} rows")
+                         f"delivered {f['delivery_date']}{_late(f)}  {f['rows']} rows")
     lines.append("  downstream:")
     lines += [f"    {e['platform']}: {e['location']} (manifest sha256 {e['manifest_sha256']}, {e['rows']} rows, "
               f"exported {e['exported_at']})" for e in info["exports"]] or ["    (not exported)"]

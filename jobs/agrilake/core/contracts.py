@@ -22,6 +22,9 @@ SILVER_DOMAINS = {
     "bank": ["loans", "installments", "subsidies"],
 }
 
+# A system that owes a delivery every day, and one that delivers only when its data changes.
+CALENDARS = ("daily", "on_change")
+
 # The gold datasets, in build order (the county summary is derived from the cooperative profile).
 GOLD_TABLES = ("coop_credit_profile", "household_credit_profile", "logistics_division_daily",
                "credit_county_summary")
@@ -128,7 +131,7 @@ class Contracts:
     @cached_property
     def _feeds(self) -> dict[str, Feed]:
         out = {}
-        for path in sorted((self.dir / "source").glob("*.yaml")):
+        for path in sorted((self.dir / "source").glob("[!_]*.yaml")):
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
             feed = Feed(
                 system=raw["system"],
@@ -158,6 +161,21 @@ class Contracts:
         for f in self._feeds.values():
             out.setdefault(f.system, []).append(f)
         return out
+
+    @cached_property
+    def _calendars(self) -> dict[str, str]:
+        raw = self._yaml("source", "_systems.yaml")["systems"]
+        out = {name: spec["calendar"] for name, spec in raw.items()}
+        bad = {n: c for n, c in out.items() if c not in CALENDARS}
+        unknown = sorted(set(self.systems()) - set(out))
+        if bad or unknown:
+            raise ValueError(f"schemas/source/_systems.yaml: calendars must be one of {CALENDARS} ({bad or 'ok'}); "
+                             f"systems without a calendar: {unknown or 'none'}")
+        return out
+
+    def delivery_calendars(self) -> dict[str, str]:
+        """System -> its delivery calendar (`daily` or `on_change`), from schemas/source/_systems.yaml."""
+        return self._calendars
 
     @cached_property
     def _lineage(self) -> tuple[Column, ...]:

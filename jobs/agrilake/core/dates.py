@@ -26,6 +26,16 @@ def parse_or_latest(value: str) -> date | str:
     return LATEST if value == LATEST else parse(value)
 
 
+def folder_date(name: str) -> date | None:
+    """The date a delivery folder's name spells (exactly YYYY-MM-DD, a real day), else None."""
+    if len(name) != 10 or name[4] != "-" or name[7] != "-" or not (name[:4] + name[5:7] + name[8:]).isdigit():
+        return None
+    try:
+        return date.fromisoformat(name)
+    except ValueError:  # 2026-13-45, 2026-02-30
+        return None
+
+
 def days(start: date, end: date) -> list[date]:
     """Every day from start to end, inclusive."""
     if end < start:

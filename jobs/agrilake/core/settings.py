@@ -114,6 +114,9 @@ class Settings:
                              default=2)
     dag_start: date = _var("AGRILAKE_DAG_START", "First logical date of the DAGs; every backfill must lie after it.",
                            default=date(2026, 10, 1))
+    dag_end: date | None = _var("AGRILAKE_DAG_END",
+                                "Last logical date of the daily DAGs (bounds their catchup); unset: up to today.",
+                                default_text="unset", default=None)
     landing_settle_seconds: int = _var(
         "AGRILAKE_LANDING_SETTLE_SECONDS",
         "A landed file is complete once unchanged this long (upstream drops carry no marker); younger ones wait.",
@@ -248,7 +251,7 @@ def _convert(f: dataclasses.Field, raw: str):
             raise SystemExit(f"{f.metadata['env']}={raw!r} is not a whole number") from None
     if kind == "Path":
         return Path(raw)
-    if kind == "date":
+    if kind in ("date", "date | None"):
         try:
             return date.fromisoformat(raw)
         except ValueError:

@@ -60,9 +60,16 @@ def ensure_landing(settings, scale: float) -> None:
     from agrilake.devdata import generate
 
     manifest = Path(settings.landing) / "_manifest" / "defects.csv"
-    if manifest.exists():
+    run = Path(settings.landing) / "_manifest" / "run.json"
+    # A landing from a generator before deliveries were facts has no nothing-to-deliver markers: its
+    # systems' quiet days would look undelivered and gold would wait for them. Generated anew.
+    current = run.exists() and "nothing_to_deliver_days" in run.read_text(encoding="utf-8")
+    if manifest.exists() and current:
         print(f">> demo landing data present in {settings.landing}", flush=True)
         return
+    if manifest.exists():
+        print(f">> the demo landing data in {settings.landing} predates delivery markers: generating it anew",
+              flush=True)
     print(f">> generating the demo landing data (scale {scale}, {DEMO_DAYS} days) into {settings.landing}", flush=True)
     rc = generate.main(["--start", DEMO_START, "--days", str(DEMO_DAYS), "--scale", str(scale), "--seed", "7",
                         "--landing", settings.landing])

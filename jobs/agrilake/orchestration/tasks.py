@@ -34,13 +34,29 @@ def run_stage(module: str, argv: list[str], dates_from: dict[str, str] | None = 
     `extra` of the task's own Asset events."""
     argv, built = run_dates(module, list(argv), dates_from, cumulative, context)
     if built == []:
-        return 0
+        nothing_to_build(module, "every date of its triggering Asset events waits for an upstream run (above)")
     lineage_parent(context)
-    rc = importlib.import_module(module).main(argv)
+    stage = importlib.import_module(module)
+    if hasattr(stage, "task"):  # a stage that decides itself which dates it may build (gold: deliveries)
+        outcome = stage.task(argv, built)
+        if not outcome.built:
+            nothing_to_build(module, "; ".join(f"{d} waits: {why}" for d, why in sorted(outcome.waiting.items())))
+        record_dates(context, outcome.built)
+        return 0
+    rc = stage.main(argv)
     if rc:
         raise StageFailed(f"{module} {' '.join(argv)} exited with {rc}; see the log above for what failed")
     record_dates(context, built)
     return 0
+
+
+def nothing_to_build(module: str, why: str):
+    """End the task as skipped, saying why: a skipped task emits no Asset event, so nothing downstream
+    runs on dates that were not built (a success would trigger the next DAG with nothing new)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    log.warning("%s: nothing to build now: %s", module, why)
+    raise AirflowSkipException(f"{module}: nothing to build now: {why}")
 
 
 def lineage_parent(context: dict) -> None:
@@ -188,6 +204,12 @@ class Wiring:
         """First logical date of the DAGs (AGRILAKE_DAG_START). A run for a date before a DAG's start_date
         schedules no task and still ends 'success': every backfill must lie after this date."""
         return datetime.combine(self.settings.dag_start, datetime.min.time())
+
+    def end_date(self) -> datetime | None:
+        """Last logical date of the daily DAGs (AGRILAKE_DAG_END), or None: their catchup creates a run for
+        every day up to today, which a backfill of a known range or a test must bound."""
+        end = self.settings.dag_end
+        return None if end is None else datetime.combine(end, datetime.min.time())
 
     def default_args(self, **overrides) -> dict:
         return default_args(self.settings, **overrides)

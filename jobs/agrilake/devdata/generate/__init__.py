@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from agrilake.core import dates
 from agrilake.core.contracts import Contracts, packaged
+from agrilake.core.deliveries import MARKER_DIR
 from agrilake.devdata.generate import bank, coop, defects, divisions, postal, writer
 from agrilake.devdata.generate.common import FeedData, Params, rng_for, to_date
 
@@ -57,6 +58,7 @@ class Stats:
     rows: int = 0
     files: int = 0
     redelivered: int = 0
+    nothing_days: int = 0  # a daily system's days with nothing new: marked, not left without a trace
     defects: int = 0
     seconds: float = 0.0
     per_feed: dict[str, int] = field(default_factory=dict)
@@ -111,7 +113,8 @@ def _prepare(landing: Path, params: Params, contracts: Contracts) -> None:
 
     The marker is written before any feed file, so an interrupted run is still recognised as ours.
     """
-    ours = [landing / f.system / f.feed for f in contracts.feeds().values()]
+    ours = [landing / f.system / f.feed for f in contracts.feeds().values()] + [
+        landing / system / MARKER_DIR for system in contracts.systems()]
     marker = landing / MANIFEST_DIR / "run.json"
     if marker.exists():
         for d in ours:
@@ -267,6 +270,13 @@ def generate(params: Params, landing: Path, log=None, contracts: Contracts | Non
             stats.per_feed[name] += records
             day_rows[name] = day_rows.get(name, 0) + records
         stats.defects += day_defects
+        # A daily system that has nothing new on a day says so, as a real one must (core/deliveries.py):
+        # without the marker the pipeline could not tell "nothing new" from "not delivered yet".
+        for system, calendar in specs.delivery_calendars().items():
+            if calendar == "daily" and not any(n.split("_", 1)[0] == system for n in day_rows):
+                marker = landing / system / MARKER_DIR / to_date(day).isoformat()
+                _drop(marker, b"no changes on this day (synthetic data)\n", to_date(day))
+                stats.nothing_days += 1
         counts = " ".join(f"{n.split('_', 1)[1]}={day_rows[n]}" for n in FEED_ORDER if n in day_rows)
         log(f"{to_date(day).isoformat()} {counts} defects={day_defects}")
 
@@ -292,7 +302,7 @@ def _write_manifest(landing: Path, manifest: list, params: Params, stats: Stats)
     run = {
         "generator": "agrilake generate", "complete": True, **_run_args(params), "rows": stats.rows,
         "files": stats.files,
-        "redelivered_files": stats.redelivered, "defects": stats.defects, "rows_per_feed": stats.per_feed,
+        "redelivered_files": stats.redelivered, "nothing_to_deliver_days": stats.nothing_days, "defects": stats.defects, "rows_per_feed": stats.per_feed,
         "defects_per_class": {k: int(v) for k, v in zip(*np.unique([r[3] for r in rows] or [""], return_counts=True),
                                                          strict=True) if k},
     }

@@ -23,7 +23,7 @@ from functools import reduce
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from agrilake.core import audit, dates, faults, lineage, locks, ops, tables
+from agrilake.core import audit, dates, deliveries, faults, lineage, locks, ops, tables
 from agrilake.core.context import RunContext
 from agrilake.core.contracts import Feed
 from agrilake.stages.bronze import landing, reader, transform
@@ -54,6 +54,8 @@ class Plan:
     rejected: list[landing.Rejected] = field(default_factory=list)
     replaces: dict[str, str] = field(default_factory=dict)  # sha of a new version -> sha it replaces
     waiting: list[str] = field(default_factory=list)
+    survey: landing.Survey | None = None  # the feed's landing as this run saw it (ops.deliveries)
+    late: dict[str, date] = field(default_factory=dict)  # sha of a late file -> the date its rows count from
 
 
 def _changed(f: landing.LandedFile, rows: list) -> bool:
@@ -64,17 +66,21 @@ def _changed(f: landing.LandedFile, rows: list) -> bool:
     return f.size != last.file_bytes or f.mtime > logged_at
 
 
-def plan(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, logged: list | None = None) -> Plan:
+def plan(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, logged: list | None = None,
+         published: set[date] | None = None) -> Plan:
     """Sort the feed's landing (landing.survey) against the ingest log: new files by SHA-256 into to
     ingest or duplicate; a logged name whose content changed into a new version; rejected entries
-    recorded once; `logged`: logged_files()[feed]."""
+    recorded once; `logged`: logged_files()[feed]. A new file whose delivery date gold has already
+    published (that date or a later one) is late: its rows count from the day after the newest
+    publication (deliveries.availability), so no published date changes on a rerun."""
     rows = logged if logged is not None else logged_files(ctx, [feed])[feed.name]
     by_name: dict[str, list] = {}
     for r in rows:
         by_name.setdefault(r.file_name, []).append(r)
     known = {r.file_sha256: r.file_name for r in rows if r.status in ("ingested", "empty", "quarantined")}
     found = landing.survey(landing_root, feed, as_of, settle_seconds=ctx.settings.landing_settle_seconds)
-    out = Plan(rejected=[r for r in found.rejected if r.name not in by_name], waiting=found.later + found.settling + found.hidden)
+    out = Plan(rejected=[r for r in found.rejected if r.name not in by_name],
+               waiting=found.settling + found.hidden, survey=found)
     seen_now: dict[str, str] = {}
     for f in found.files:
         # what this name held when read before (a rejected entry was never read: it has no content)
@@ -96,6 +102,8 @@ def plan(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, logged: li
         else:
             seen_now[sha] = f.name
             out.to_ingest.append((f, sha))
+            if (available := deliveries.availability(f.delivery_date, published or set())) != f.delivery_date:
+                out.late[sha] = available
     return out
 
 
@@ -111,13 +119,14 @@ def committed_files(ctx: RunContext, feed: Feed, files: list[tuple]) -> set[str]
 
 
 def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, batch_id: str, now: datetime,
-                dq: ops.DQBatch | None = None, logged: list | None = None, gx_lock=None):
+                dq: ops.DQBatch | None = None, logged: list | None = None, gx_lock=None,
+                published: set[date] | None = None):
     """Read, audit and commit one feed's new files to bronze.
 
-    Returns (ingest-log rows, quarantine rows or None): both still to be recorded (`record`), so
-    that a run of many feeds pays one quarantine and one log commit, not one per feed.
+    Returns (ingest-log rows, quarantine rows or None, the plan): the rows still to be recorded
+    (`record`), so that a run of many feeds pays one quarantine and one log commit, not one per feed.
     """
-    planned = plan(ctx, feed, landing_root, as_of, logged)
+    planned = plan(ctx, feed, landing_root, as_of, logged, published)
     to_ingest = planned.to_ingest
     figures: dict[str, dict] = {}
     rejected = None
@@ -126,7 +135,7 @@ def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, bat
             for landed, sha in to_ingest:
                 run.file_read(landed.path, sha, landed.size)
         parsed = reader.read(ctx.spark, to_ingest, feed).persist()
-        accepted = transform.accepted(parsed, feed, batch_id=batch_id, now=now)
+        accepted = transform.accepted(parsed, feed, batch_id=batch_id, now=now, late=planned.late)
         figures = {r["_file_sha256"]: r.asDict() for r in transform.file_figures(parsed).collect()}
 
         context = {"columns": feed.column_names + [c.name for c in ctx.contracts.bronze_lineage()],
@@ -139,7 +148,8 @@ def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, bat
         # Statistics only on the lineage the pipeline prunes by, not on every text column of a feed.
         new_table = tables.create_if_missing(ctx, "bronze", feed.name, ctx.contracts.bronze_ddl(feed),
                                              partition_by=["_delivery_date"],
-                                             properties={"delta.dataSkippingStatsColumns": "_file_sha256,_line"})
+                                             properties={"delta.dataSkippingStatsColumns": "_file_sha256,_line"},
+                                             evolve=True)
         # A plain append, once per file: a commit holds every accepted row of its files, so a file
         # already in bronze (committed by a run killed before its log commit) is whole, and skipped.
         done = set() if new_table else committed_files(ctx, feed, to_ingest)
@@ -152,12 +162,19 @@ def ingest_feed(ctx: RunContext, feed: Feed, landing_root: str, as_of: date, bat
             rejected.count()
         parsed.unpersist()
     if planned.waiting:
-        log.info("bronze.%s: %d file(s) wait for a later run (delivery folder after %s, still being written, or "
-                 "hidden): %s",
-                 feed.name, len(planned.waiting), as_of, ", ".join(planned.waiting[:5]))
+        log.warning("bronze.%s: %d file(s) wait for a later run, still being written (changed less than %d s ago) "
+                    "or hidden (.name, an upload's temporary file): %s", feed.name, len(planned.waiting),
+                    ctx.settings.landing_settle_seconds, ", ".join(planned.waiting[:5]))
     for r in planned.rejected:
         log.warning("bronze.%s: %s rejected, not read: %s", feed.name, r.name, r.message)
-    return transform.log_rows(feed, to_ingest, figures, planned.duplicates, planned.rejected, planned.replaces), rejected
+    for landed, sha in to_ingest:
+        if sha in planned.late:
+            log.warning("bronze.%s: %s is late: gold of %s (or a later date) was already published, so its rows "
+                        "count from %s on; published dates do not change", feed.name, landed.name,
+                        landed.delivery_date, planned.late[sha])
+    rows = transform.log_rows(feed, to_ingest, figures, planned.duplicates, planned.rejected, planned.replaces,
+                              planned.late)
+    return rows, rejected, planned
 
 
 def record(ctx: RunContext, log_rows: list[dict], rejected: list, batch_id: str, now: datetime) -> None:
@@ -186,7 +203,7 @@ def record(ctx: RunContext, log_rows: list[dict], rejected: list, batch_id: str,
 
 
 def ingest(ctx: RunContext, system: str | None, as_of: date, landing_root: str | None = None,
-           batch_id: str | None = None) -> list[dict]:
+           batch_id: str | None = None) -> Ingested:
     """Ingest every feed of `system` (all systems when None) for date `as_of`; returns the log rows.
 
     Each feed is committed to bronze on its own; what the feeds committed is recorded (quarantine,
@@ -206,12 +223,13 @@ def ingest(ctx: RunContext, system: str | None, as_of: date, landing_root: str |
 
 def _ingest(ctx: RunContext, feeds: list[Feed], as_of: date, landing_root: str, batch_id: str) -> list[dict]:
     now = datetime.now(UTC).replace(tzinfo=None)
-    done: dict[str, tuple[list[dict], DataFrame | None]] = {}
+    done: dict[str, tuple[list[dict], DataFrame | None, Plan]] = {}
     logged = logged_files(ctx, feeds)
+    published = deliveries.published_dates(ctx)
     try:
         with ops.DQBatch(ctx, partition=as_of.isoformat(), run_id=batch_id) as dq, \
                 reader.one_task_per_file(ctx.spark):
-            _each_feed(ctx, feeds, done, landing_root, as_of, batch_id, now, dq, logged)
+            _each_feed(ctx, feeds, done, landing_root, as_of, batch_id, now, dq, logged, published)
     except Exception:
         # The feeds committed before the one that stopped the run are recorded all the same, so the
         # next run need not read them again; if even that fails, the next run redoes them, once.
@@ -222,11 +240,49 @@ def _ingest(ctx: RunContext, feeds: list[Feed], as_of: date, landing_root: str, 
         raise
     out, rejected = _gathered(feeds, done)
     record(ctx, out, rejected, batch_id, now)
-    return out
+    result = Ingested(out)
+    result.days = record_deliveries(ctx, feeds, done, landing_root, as_of, published, now)
+    result.waiting = [w for f in feeds if f.name in done for w in done[f.name][2].waiting]
+    return result
+
+
+class Ingested(list):
+    """The run's ingest-log rows (a list, as before), with what the terminal must also hear: the state of
+    each delivery day of the run's systems, and the files that wait for a later run."""
+    days: list[deliveries.DayState]
+    waiting: list[str]
+
+    def warnings(self, as_of: date) -> list[str]:
+        out = []
+        if self.waiting:
+            out.append(f"{len(self.waiting)} file(s) wait for a later run: still being written (changed less "
+                       f"than the settle time ago) or hidden (.name): {', '.join(self.waiting[:3])}"
+                       + (" ..." if len(self.waiting) > 3 else ""))
+        for s in self.days:
+            if s.status in ("waiting", "rejected"):
+                out.append(f"delivery {s.system} {s.day} is {s.status}: {s.message}")
+        return out
+
+
+def record_deliveries(ctx: RunContext, feeds: list[Feed], done: dict, landing_root: str, as_of: date,
+                      published: set[date], now: datetime) -> list[deliveries.DayState]:
+    """The state of each delivery day of the run's systems (core.deliveries) into ops.deliveries, after the
+    ingest log holds every settled file; what is not ready is said on the terminal."""
+    states = []
+    for system in sorted({f.system for f in feeds}):
+        surveys = [done[f.name][2].survey for f in feeds if f.system == system and f.name in done]
+        found = deliveries.markers(landing_root, system, as_of, settle_seconds=ctx.settings.landing_settle_seconds)
+        states += deliveries.day_states(system, [s for s in surveys if s is not None], found)
+    changed = deliveries.record(ctx, states, published, now)
+    for s in changed:
+        if s.status in ("waiting", "rejected"):
+            log.warning("delivery %s %s is %s: %s; gold of %s and later waits for it", s.system, s.day, s.status,
+                        s.message, s.day)
+    return states
 
 
 def _each_feed(ctx: RunContext, feeds: list[Feed], done: dict, landing_root: str, as_of: date, batch_id: str,
-               now: datetime, dq: ops.DQBatch, logged: dict) -> None:
+               now: datetime, dq: ops.DQBatch, logged: dict, published: set[date]) -> None:
     """Feeds side by side, `settings.feed_concurrency` at a time: one feed's driver-side work (file
     hashing, GX, commits) overlaps another's Spark jobs, and one big file's single task does not
     leave the other cores idle. GX runs one validation at a time (its context is not thread-safe).
@@ -235,9 +291,10 @@ def _each_feed(ctx: RunContext, feeds: list[Feed], done: dict, landing_root: str
     gx_lock = threading.Lock()
 
     def one(feed: Feed) -> None:
-        rows, bad = ingest_feed(ctx, feed, landing_root, as_of, batch_id, now, dq, logged[feed.name], gx_lock)
+        rows, bad, planned = ingest_feed(ctx, feed, landing_root, as_of, batch_id, now, dq, logged[feed.name], gx_lock,
+                                         published)
         _log_feed(feed, rows)
-        done[feed.name] = (rows, bad)
+        done[feed.name] = (rows, bad, planned)
 
     workers = max(1, min(ctx.settings.feed_concurrency, len(feeds)))
     failures: list[tuple[Feed, BaseException]] = []
@@ -286,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     except quality.QualityGateFailed as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         return 1
+    for line in rows.warnings(args.date):
+        print(f"WARNING: ingest: {line}", file=sys.stderr)
     print(f"{'feed':<30} {'files':>5} {'read':>8} {'accepted':>8} {'quarant.':>8} {'dups':>4}")
     by_feed: dict[str, list[dict]] = {}
     for r in rows:

@@ -30,6 +30,7 @@ from datetime import date
 from pathlib import Path
 
 from agrilake.core.contracts import Feed
+from agrilake.core.dates import folder_date
 
 SUFFIX = {"csv": ".csv", "jsonl": ".jsonl"}
 
@@ -87,14 +88,8 @@ def sha256_file(path: str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def delivery_date(name: str) -> date | None:
-    """The date a delivery folder's name spells (exactly YYYY-MM-DD, a real day), else None."""
-    if len(name) != 10 or name[4] != "-" or name[7] != "-" or not (name[:4] + name[5:7] + name[8:]).isdigit():
-        return None
-    try:
-        return date.fromisoformat(name)
-    except ValueError:  # 2026-13-45, 2026-02-30
-        return None
+# The date a delivery folder's name spells, else None (one parser for landing folders and markers).
+delivery_date = folder_date
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -26,12 +26,18 @@ def parsed_ddl(feed: Feed) -> str:
             "_line bigint, _file_sha256 string, _file_name string, _delivery_date date")
 
 
-def accepted(parsed: DataFrame, feed: Feed, *, batch_id: str, now: datetime) -> DataFrame:
-    """The records that parsed, as bronze rows: contract columns as text, then lineage."""
+def accepted(parsed: DataFrame, feed: Feed, *, batch_id: str, now: datetime,
+             late: dict[str, date] | None = None) -> DataFrame:
+    """The records that parsed, as bronze rows: contract columns as text, then lineage. `late`: the
+    SHA-256 of each late file -> the date its rows count from (the others count from their delivery date)."""
+    available = F.col("_delivery_date")
+    for sha, day in sorted((late or {}).items()):
+        available = F.when(F.col("_file_sha256") == sha, F.lit(day)).otherwise(available)
     return (parsed.where(F.col("_reason").isNull())
             .select(*feed.column_names, *FILE_LINEAGE)
             .withColumn("_ingested_at", F.lit(now).cast("timestamp"))
-            .withColumn("_batch_id", F.lit(batch_id)))
+            .withColumn("_batch_id", F.lit(batch_id))
+            .withColumn("_available_date", available.cast("date")))
 
 
 def shape(text: Column) -> Column:
@@ -80,25 +86,31 @@ def file_figures(parsed: DataFrame) -> DataFrame:
 
 
 def log_rows(feed: Feed, files: list[tuple], figures: dict[str, dict], duplicates: list[tuple],
-             rejected: list | None = None, replaces: dict[str, str] | None = None) -> list[dict]:
+             rejected: list | None = None, replaces: dict[str, str] | None = None,
+             late: dict[str, date] | None = None) -> list[dict]:
     """ops.ingest_log rows: one per file read (read = accepted + quarantined), one per duplicate, one
     per rejected landing entry (never read: landing.Rejected, its reason code first in the message).
 
     `files`: (LandedFile, sha) read this run; `figures`: file_figures() rows by SHA-256, as dicts;
     `duplicates`: (LandedFile, sha, name of the file first ingested with that SHA-256);
-    `replaces`: sha of a new version of a logged name -> the sha it replaces.
+    `replaces`: sha of a new version of a logged name -> the sha it replaces; `late`: sha of a late file
+    -> the date its rows count from.
     """
     out = []
     replaces = replaces or {}
+    late = late or {}
     for f, sha in files:
         fig = figures.get(sha) or {"ok": 0, "bad": 0, "cols": [], "missing": None}
         ok, bad, drift, missing = fig["ok"], fig["bad"], sorted(fig["cols"] or []), fig["missing"]
         status = "quarantined" if missing is not None else ("empty" if ok + bad == 0 else "ingested")
         notes = [missing or ("schema drift: " + ", ".join(drift) if drift else None),
-                 f"new version of this file name (replaces SHA-256 {replaces[sha]})" if sha in replaces else None]
+                 f"new version of this file name (replaces SHA-256 {replaces[sha]})" if sha in replaces else None,
+                 f"LATE: first seen after gold of {f.delivery_date} or a later date was published; its rows count "
+                 f"from {late[sha]}" if sha in late else None]
         out.append(dict(system=feed.system, feed=feed.feed, delivery_date=f.delivery_date, file_name=f.name,
                         file_sha256=sha, file_bytes=f.size, status=status, read=ok + bad, accepted=ok,
-                        quarantined=bad, schema_drift=drift, message="; ".join(n for n in notes if n) or None))
+                        quarantined=bad, schema_drift=drift, message="; ".join(n for n in notes if n) or None,
+                        available_date=late.get(sha, f.delivery_date)))
     for r in rejected or []:
         out.append(dict(system=feed.system, feed=feed.feed, delivery_date=r.delivery_date, file_name=r.name,
                         file_sha256=None, file_bytes=r.size, status="rejected", read=0, accepted=0,

@@ -19,7 +19,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from agrilake.core import audit, dates, faults, lineage, ops, tables
+from agrilake.core import audit, dates, deliveries, faults, lineage, ops, tables
 from agrilake.core.context import RunContext
 from agrilake.core.contracts import GOLD_TABLES, Contracts, packaged
 from agrilake.stages.gold.asof import divisions_state, upsert_state
@@ -117,7 +117,8 @@ def suite(ctx: RunContext, name: str, expected_rows: int) -> list[dict[str, Any]
     ]
 
 
-def record_publication(ctx: RunContext, as_of: date, run_id: str, written: dict[str, int]) -> None:
+def record_publication(ctx: RunContext, as_of: date, run_id: str, written: dict[str, int],
+                       missing: list[str] | None = None) -> None:
     """One ops.gold_publications row once every table of the date is written: the versions a reader
     must use to see the date whole (a publish killed between its commits records nothing, and readers
     keep the date's previous publication until a rerun completes)."""
@@ -125,26 +126,30 @@ def record_publication(ctx: RunContext, as_of: date, run_id: str, written: dict[
     versions = {name: tables.latest_version(ctx, "gold", name) for name in written}
     ops.create(ctx, "gold_publications")
     row = {"as_of_date": as_of, "run_id": run_id, "versions": versions, "row_counts": written,
-           "published_at": datetime.now(UTC).replace(tzinfo=None)}
+           "published_at": datetime.now(UTC).replace(tzinfo=None), "missing_deliveries": list(missing or [])}
     tables.append(ctx, ops.rows_df(ctx, ops.ddl(ctx, "gold_publications"), [row]), "ops", "gold_publications")
 
 
-def publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, *, run_id: str | None = None) -> dict[str, int]:
+def publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, *, run_id: str | None = None,
+            missing: list[str] | None = None) -> dict[str, int]:
     """Build, validate, record and (if every critical expectation passed) write one as-of date.
-    Returns the row count written per table; raises QualityGateFailed and writes nothing otherwise."""
+    Returns the row count written per table; raises QualityGateFailed and writes nothing otherwise.
+    `missing`: the deliveries an operator chose to publish without (recorded in ops.gold_publications).
+    Whether the date's deliveries are there is the caller's question (`run`)."""
     with lineage.stage_run(ctx, "gold.publish", dates=[as_of]) as run:
         if run is not None:  # silver is usually read once for many dates, before this run began
             for name in ctx.contracts.silver_tables():
                 if tables.exists(ctx, "silver", name):
                     tables.note_read(ctx, "silver", name)
-        written = _publish(ctx, silver, as_of, run_id or ops.new_run_id())
+        written = _publish(ctx, silver, as_of, run_id or ops.new_run_id(), missing)
         if run is not None:
             for name, rows in written.items():
                 run.rows_written(tables.path(ctx, "gold", name), rows)
         return written
 
 
-def _publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, run_id: str) -> dict[str, int]:
+def _publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, run_id: str,
+             missing: list[str] | None = None) -> dict[str, int]:
     kept: list[DataFrame] = []
 
     def keep(df: DataFrame) -> DataFrame:
@@ -170,7 +175,7 @@ def _publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, run_id:
 
         _side_by_side(ctx, write, list(frames))
         written = {name: expected[name] for name in frames}
-        record_publication(ctx, as_of, run_id, written)
+        record_publication(ctx, as_of, run_id, written, missing)
         log.info("gold %s published: %s", as_of, written)
         return written
     finally:
@@ -178,20 +183,59 @@ def _publish(ctx: RunContext, silver: dict[str, DataFrame], as_of: date, run_id:
             df.unpersist()
 
 
+def run(ctx: RunContext, wanted: list[date], *, allow_partial: bool = False, with_pending: bool = False,
+        silver: dict[str, DataFrame] | None = None) -> deliveries.Outcome:
+    """Publish each date of `wanted` whose deliveries are all there (core.deliveries), in order; the others
+    wait, each with what it waits for (logged as a warning). `with_pending`: also the dates after the
+    newest publication that waited before and may now be built (an Asset-triggered run).
+    `allow_partial`: publish a date that waits all the same, recording what it lacked."""
+    wanted = sorted(set(wanted))
+    if with_pending and wanted:
+        wanted = sorted(set(wanted) | set(deliveries.pending(ctx, wanted[-1])))
+    planned = deliveries.plan(ctx, wanted, allow_partial=allow_partial)
+    for line in planned.warnings():
+        if allow_partial:
+            log.warning("%s; published all the same (--allow-partial), recorded in ops.gold_publications", line)
+        else:
+            log.warning("gold %s; it is built once the delivery lands (or with --allow-partial)", line)
+    if planned.build:
+        silver = silver if silver is not None else read_silver(ctx)
+        run_id = ops.new_run_id()
+        for d in planned.build:
+            # a failed critical expectation raises QualityGateFailed (naming it) before anything is written
+            publish(ctx, silver, d, run_id=run_id, missing=planned.missing.get(d) if allow_partial else None)
+    return deliveries.Outcome(built=planned.build,
+                              waiting={} if allow_partial else planned.waiting)
+
+
+def task(argv: list[str], planned: list[date] | None) -> deliveries.Outcome:
+    """The scheduler's entry (orchestration.tasks.run_stage): the dates its Asset events planned (None: those
+    of argv), plus the dates that waited for a delivery that has landed since."""
+    from agrilake.core import context
+
+    args = _options().parse_args(argv)
+    ctx = context.from_env("agrilake-gold")
+    wanted = planned if planned is not None else dates.resolve_all(ctx, dates.from_options(args))
+    return run(ctx, wanted, allow_partial=args.allow_partial, with_pending=True)
+
+
+def _options() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agrilake gold", description=__doc__.splitlines()[0])
+    dates.add_date_options(parser, what="as-of date D", ranges=True)
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="publish a date even when a system due on it (or since the previous publication) has "
+                             "not delivered; what was missing is recorded in ops.gold_publications")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     from agrilake.core import context
 
-    parser = argparse.ArgumentParser(prog="agrilake gold", description=__doc__.splitlines()[0])
-    dates.add_date_options(parser, what="as-of date D", ranges=True)
-    args = parser.parse_args(argv)
+    args = _options().parse_args(argv)
     wanted = dates.from_options(args)  # a bad argument fails before a Spark session starts
     ctx = context.from_env("agrilake-gold")
-    silver = read_silver(ctx)
-    run_id = ops.new_run_id()
-    for d in dates.resolve_all(ctx, wanted):
-        # a failed critical expectation raises QualityGateFailed (naming it) before anything is written
-        publish(ctx, silver, d, run_id=run_id)
-    return 0
+    outcome = run(ctx, dates.resolve_all(ctx, wanted), allow_partial=args.allow_partial)
+    return outcome.report("gold")
 
 
 __all__ = ["GOLD_TABLES", "build", "expected_row_counts", "main", "publish", "read_silver", "suite", "transform"]

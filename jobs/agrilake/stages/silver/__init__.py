@@ -72,6 +72,8 @@ def conform_entity(ctx: RunContext, e: Entity, as_of: date, run_id: str, key: st
         return counts, None
 
     bronze = tables.read(ctx, "bronze", feed.name).where(F.col("_delivery_date") <= F.lit(as_of))
+    if "_available_date" not in bronze.columns:  # a bronze table from before late files were told apart
+        bronze = bronze.withColumn("_available_date", F.lit(None).cast("date"))
     # Candidates: bronze rows the ledger has not settled (no outcome yet, or held); one join tells both.
     ledger = (tables.read(ctx, "ops", "silver_ledger").where(F.col("feed") == feed.name)
               .select("_file_sha256", "_line", F.col("outcome").alias("__ledger_outcome")))

@@ -52,6 +52,9 @@ def content_hash(names: list[str]):
 def check_references(conformed: DataFrame, e: Entity, known: list[DataFrame]) -> DataFrame:
     """Adds `_held` (the reason a row waits for a reference, else null) and `_available_date`.
 
+    `conformed` carries bronze's `_available_date` (null in rows ingested before bronze had it: their
+    delivery date).
+
     `known[i]`: the values of `e.refs[i]`'s reference column known in silver (any version, any
     delivery), as (`__ref<i>`, `__avail<i>` = first availability). A row held for a reference becomes
     available only when that reference is: its `_available_date` is the latest of its own delivery
@@ -59,7 +62,8 @@ def check_references(conformed: DataFrame, e: Entity, known: list[DataFrame]) ->
     however late the backfill runs (point-in-time rule).
     """
     held = F.lit(None).cast("string")
-    available = [F.col("_delivery_date")]
+    # a bronze row counts from its file's availability: its delivery date, or later for a late file
+    available = [F.coalesce(F.col("_available_date"), F.col("_delivery_date"))]
     for i, (ref, refs) in enumerate(zip(e.refs, known, strict=True)):
         conformed = conformed.join(refs, F.col(f"__typed_{ref.column}") == F.col(f"__ref{i}"), "left")
         held = F.coalesce(held, F.when(F.col("_reason").isNull() & F.col(f"__ref{i}").isNull(),
