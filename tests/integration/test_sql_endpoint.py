@@ -115,7 +115,7 @@ def test_sql_endpoint_serves_gold_tables_to_a_separate_client(ctx):
                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             assert query.stdout.readline().strip() == "querying", query.stderr.read()[-2000:]
-            time.sleep(3)  # the query is planned and its tasks run (it would take hours)
+            time.sleep(2)  # the query is planned and its tasks run (it would take hours)
             assert query.poll() is None
             tree = [psutil.Process(p) for p in {state["pid"], *descendants(state["pid"])}]
             stopped = _run([*cli, "sql-server", "stop"], env)

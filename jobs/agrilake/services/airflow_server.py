@@ -9,8 +9,8 @@ The three components are the ones infra/compose.yaml runs as services, here unde
 supervisor process that is the leader of its own process group and a child subreaper: a process
 orphaned below it (the LocalExecutor's workers when the scheduler exits, a task whose worker died)
 becomes its child rather than init's, so `stop` (lifecycle: every process of the tree, SIGKILL
-after a timeout) and the supervisor's own shutdown end all of them, however they exit meanwhile. Everything lives in the Airflow home (AIRFLOW_HOME,
-default `.airflow/`, git-ignored):
+after a timeout) and the supervisor's own shutdown end all of them, however they exit meanwhile.
+Everything lives in the Airflow home (AIRFLOW_HOME, default `.airflow/`, git-ignored):
 
     server/server.json        pid of the supervisor (= the process group to stop), port, URL, pids and
                               start times of the components (no secrets)

@@ -239,8 +239,8 @@ class Server:
             return False
         stubborn, left = ProcessTree(pid, state.get("processes", [])).end(timeout)
         if stubborn:
-            log.warning("%s: processes %s still running %.0f s after SIGTERM: killed them", self.title, stubborn,
-                        timeout)
+            log.warning("%s: processes %s still running %.0f s after SIGTERM: killed them", self.title,
+                        stubborn, timeout)
         if left:
             raise self.error(f"{self.title}: processes {left} survived SIGKILL (stuck in the kernel, e.g. on a "
                              "dead disk or mount): they end when the kernel lets them")

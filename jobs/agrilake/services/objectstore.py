@@ -28,10 +28,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from agrilake.core.s3 import CREDENTIALS_FILE, STATE_FILE, S3Target, mask, s3_client
@@ -76,7 +78,8 @@ WRITER_ACTIONS = ("Read", "List", "Write")  # objects: get, head, list, put, mul
 READER_ACTIONS = ("Read", "List")
 
 
-def s3_identities(creds: dict[str, dict[str, str]], buckets: dict[str, str], lake_bucket: str | None = None) -> dict:
+def s3_identities(creds: dict[str, dict[str, str]], buckets: dict[str, str],
+                  lake_bucket: str | None = None) -> dict:
     """The s3.json weed reads, one identity per role, every action scoped to a bucket: `pipeline` writes
     the platforms' buckets (and the lakehouse's, where it is on S3: compose), `bank` and `gov` only read
     and list their own. No identity holds Admin: none can create, delete or re-configure a bucket (the
@@ -283,21 +286,27 @@ class ObjectStore(lifecycle.Server):
 
     def _create_buckets(self) -> None:
         """Through the master (`weed shell`), as infra/compose.yaml's seaweedfs-init does: no S3 identity
-        holds the right to create (or delete) a bucket."""
+        holds the right to create (or delete) a bucket. A bucket that exists is fine; a shell that finds the
+        filer still busy is tried again."""
         ports = self.state()["ports"]
-        script = "".join(f"s3.bucket.create -name {bucket}\n" for bucket in self.buckets.values())
         argv = [self.weed, "shell", f"-master=127.0.0.1:{ports['master.port']}",
                 f"-filer=127.0.0.1:{ports['filer.port']}"]
-        try:
-            out = subprocess.run(argv, input=script, capture_output=True, text=True, timeout=60, cwd=self.root)
-        except subprocess.TimeoutExpired:
-            raise ObjectStoreError(f"`weed shell` did not create the buckets within 60 s; {self.log_tails()}") from None
-        said = out.stdout + out.stderr
-        missing = [b for b in self.buckets.values()
-                   if f"created bucket {b}" not in said and f"bucket {b} already exists" not in said]
-        if missing:
-            raise ObjectStoreError(f"could not create the buckets {missing} (`weed shell` exit {out.returncode}): "
-                                   f"{said.strip()[-1500:]}")
+        missing, said = list(self.buckets.values()), ""
+        for _ in range(5):
+            script = "".join(f"s3.bucket.create -name {bucket}\n" for bucket in missing)
+            try:
+                out = subprocess.run(argv, input=script, capture_output=True, text=True, timeout=60, cwd=self.root)
+            except subprocess.TimeoutExpired:
+                said = "`weed shell` did not answer within 60 s"
+                continue
+            said = out.stdout + out.stderr
+            missing = [b for b in missing if not re.search(
+                rf"(?m)^\s*(created bucket {re.escape(b)}|(error: )?bucket {re.escape(b)} already exists)\s*$", said)]
+            if not missing:
+                return
+            time.sleep(1)
+        raise ObjectStoreError(f"could not create the buckets {missing} through `weed shell`: {said.strip()[-1500:]}; "
+                               f"{self.log_tails()}")
 
     def status(self) -> dict:
         creds = self.credentials(create=False) if self.has_credentials() else {}
