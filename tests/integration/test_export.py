@@ -12,12 +12,16 @@ import io
 import json
 import logging
 import re
+import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -31,6 +35,7 @@ from agrilake import __version__
 from agrilake.core import ops, tables
 from agrilake.core.contracts import GOLD_TABLES
 from agrilake.services.objectstore import ObjectStore, port_is_free, s3_client
+from agrilake.services.processes import descendants
 from agrilake.stages import export
 
 pytestmark = pytest.mark.integration
@@ -423,6 +428,44 @@ def test_platform_keys_can_only_read_their_own_bucket(store, lake, bank):
     assert error_code(lambda: bank.delete_object(Bucket="bank", Key=f"coop_credit_profile/as_of={D1}/_manifest.json")) \
         == "AccessDenied"
     assert error_code(lambda: bank.create_bucket(Bucket="bank-copy")) == "AccessDenied"
+    # the writer writes objects, nothing more: no bucket made or removed, none but its own touched
+    pipeline = store.client("pipeline")
+    assert error_code(lambda: pipeline.create_bucket(Bucket="pipeline-made")) == "AccessDenied"
+    assert error_code(lambda: pipeline.delete_bucket(Bucket="gov")) == "AccessDenied"
+
+
+def test_the_compose_init_makes_its_buckets_through_the_master_and_a_rerun_changes_nothing(store, tmp_path):
+    """infra/compose.yaml's seaweedfs-init as compose renders it, run against a real SeaweedFS (the session's
+    store stands in for the compose service): with no S3 identity allowed to make a bucket, this is how the
+    three buckets come to exist, and every `docker compose up` runs it again."""
+    from tests.unit.test_infra import COMPOSE_FILE, compose_binary, dummy_secrets
+
+    buckets = {"AGRILAKE_LAKE_BUCKET": "init-lake", "AGRILAKE_BANK_BUCKET": "init-bank",
+               "AGRILAKE_GOV_BUCKET": "init-gov"}
+    (tmp_path / "empty.env").write_text("")
+    config = subprocess.run([str(compose_binary()), "--env-file", str(tmp_path / "empty.env"), "-f",
+                             str(COMPOSE_FILE), "config", "--format", "json"], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **dummy_secrets(), **buckets})
+    assert config.returncode == 0, config.stderr
+    script = json.loads(config.stdout)["services"]["seaweedfs-init"]["command"][0].replace("$$", "$")
+    ports = store.state()["ports"]
+    master, filer = f"127.0.0.1:{ports['master.port']}", f"127.0.0.1:{ports['filer.port']}"
+    env = {"PATH": f"{Path(store.weed).parent}:/usr/bin:/bin", "SEAWEEDFS_MASTER": master, "SEAWEEDFS_FILER": filer}
+
+    def weed_shell(commands: str) -> str:
+        return subprocess.run([store.weed, "shell", f"-master={master}", f"-filer={filer}"], input=commands,
+                              capture_output=True, text=True, timeout=60).stdout
+
+    try:
+        for _ in range(2):
+            run = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=180)
+            assert run.returncode == 0, run.stdout + run.stderr
+            assert [line for line in run.stdout.splitlines() if line.endswith("ready")] == [
+                f"seaweedfs-init: bucket {b} ready" for b in buckets.values()]
+        listed = weed_shell("s3.bucket.list\n")
+        assert all(b in listed for b in buckets.values()), listed
+    finally:
+        weed_shell("".join(f"s3.bucket.delete -name {b}\n" for b in buckets.values()))
 
 
 def test_a_wrong_secret_is_rejected(store):
@@ -505,6 +548,45 @@ def test_local_store_secrets_are_private_and_never_in_its_logs(store):
     assert not any(s in public for s in secrets)
 
 
+class Uploading(threading.Thread):
+    """A multipart upload of `size` zero bytes running in the background; `sent` is set once bytes flow."""
+
+    def __init__(self, client, bucket: str, key: str, size: int):
+        super().__init__(daemon=True)
+        self.client, self.bucket, self.key, self.size = client, bucket, key, size
+        self.bytes, self.error, self.sent = 0, None, threading.Event()
+        self.start()
+
+    def _progress(self, n: int) -> None:
+        self.bytes += n
+        self.sent.set()
+
+    def run(self) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        zeros = io.BufferedReader(_Zeros(self.size), 8 << 20)
+        try:
+            self.client.upload_fileobj(zeros, self.bucket, self.key, Callback=self._progress,
+                                       Config=TransferConfig(multipart_chunksize=8 << 20, max_concurrency=1))
+        except Exception as exc:  # what the client sees when the store goes away under it
+            self.error = exc
+        self.sent.set()
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, size: int):
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        n = min(len(buf), self.left)
+        buf[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
 def test_objectstore_command_starts_stops_and_keeps_data(settings, tmp_path, capsys):
     root = str(tmp_path / "store")
     from agrilake.services.objectstore import main
@@ -519,12 +601,20 @@ def test_objectstore_command_starts_stops_and_keeps_data(settings, tmp_path, cap
         local.client().put_object(Bucket="gov", Key="kept.txt", Body=b"kept")
         creds = local.credentials_file.read_bytes()
         port = local.state()["ports"]["s3.port"]
+        # stopped in the middle of an upload: every process of the store ends, the upload with it
+        upload = Uploading(local.client(max_attempts=1), "gov", "big.bin", 1 << 30)
+        upload.sent.wait(60)
+        tree = [psutil.Process(p) for p in {local.pid(), *descendants(local.pid())}]
         assert main(["stop", "--root", root]) == 0 and not local.is_running()
+        upload.join(60)
+        assert 0 < upload.bytes < upload.size and upload.error is not None, (upload.bytes, upload.error)
+        assert not [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         assert port_is_free(port)
         assert main(["start", "--root", root, "--port", "0"]) == 0
         # start returns only once the volumes on disk are served again (S3 answers earlier than that)
         assert list(local.data_dir.rglob("*.dat")) and local._unregistered_volumes() == set()
         assert local.client("gov").get_object(Bucket="gov", Key="kept.txt")["Body"].read() == b"kept"
+        assert error_code(lambda: local.client("gov").head_object(Bucket="gov", Key="big.bin")) == "404"
         assert local.credentials_file.read_bytes() == creds
     finally:
         local.stop()

@@ -12,13 +12,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
+import psutil
 import pytest
 
 from agrilake.core import ops, tables
-from agrilake.services.processes import answers, free_port, pid_alive
+from agrilake.services.processes import answers, descendants, free_port, pid_alive
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +64,7 @@ def test_sql_endpoint_serves_gold_tables_to_a_separate_client(ctx):
     started = _run([*cli, "sql-server", "start", "--port", str(port), "--timeout", "300"], env, timeout=420)
     run_dir = lake / "_catalog" / "sql-server"
     state = json.loads((run_dir / "server.json").read_text())
+    stopped, tree = None, []
     try:
         assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-3000:]
         assert url in started.stdout
@@ -106,13 +109,38 @@ def test_sql_endpoint_serves_gold_tables_to_a_separate_client(ctx):
 
         status = _run([*cli, "sql-server", "status"], env)
         assert status.returncode == 0 and url in status.stdout
+
+        # stopped in the middle of a query: the server and every process below it end, the client errs
+        query = subprocess.Popen([sys.executable, "-c", LONG_QUERY, f"sc://localhost:{port}/;token={token}"], env=env,
+                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert query.stdout.readline().strip() == "querying", query.stderr.read()[-2000:]
+            time.sleep(2)  # the query is planned and its tasks run (it would take hours)
+            assert query.poll() is None
+            tree = [psutil.Process(p) for p in {state["pid"], *descendants(state["pid"])}]
+            stopped = _run([*cli, "sql-server", "stop"], env)
+            assert query.wait(timeout=60) != 0
+        finally:
+            query.kill()
+            query.wait()
     finally:
-        stopped = _run([*cli, "sql-server", "stop"], env)
-    assert stopped.returncode == 0 and "SQL server stopped" in stopped.stdout
+        if not stopped:
+            stopped = _run([*cli, "sql-server", "stop"], env)
+    assert stopped.returncode == 0 and "SQL server stopped" in stopped.stdout, stopped.stdout + stopped.stderr
     assert not pid_alive(state["pid"])
+    assert not [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not answers(port)
     assert _run([*cli, "sql-server", "status"], env).returncode == 1
 
+
+LONG_QUERY = """
+import sys
+from pyspark.sql import SparkSession
+
+spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate()
+print("querying", flush=True)
+spark.sql("SELECT sum(id * 2) FROM range(0, 10000000000000)").collect()
+"""
 
 OPERATOR_CLIENT = """
 import json, sys

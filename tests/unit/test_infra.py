@@ -22,10 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 COMPOSE_FILE = ROOT / "infra" / "compose.yaml"
 SPARK_DEFAULTS = ROOT / "infra" / "spark-defaults.conf"
 
+PLATFORM_SECRETS = ("BANK_S3_ACCESS_KEY", "BANK_S3_SECRET_KEY", "GOV_S3_ACCESS_KEY", "GOV_S3_SECRET_KEY")
 SECRETS = ("POSTGRES_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_FERNET_KEY",
-           "AGRILAKE_PSEUDO_KEY", "AGRILAKE_S3_ACCESS_KEY", "AGRILAKE_S3_SECRET_KEY")
+           "AGRILAKE_PSEUDO_KEY", "AGRILAKE_S3_ACCESS_KEY", "AGRILAKE_S3_SECRET_KEY", *PLATFORM_SECRETS)
 SERVICES = {"airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "postgres",
-            "spark-master", "spark-worker", "seaweedfs"}
+            "spark-master", "spark-worker", "seaweedfs", "seaweedfs-init"}
 
 
 def compose_binary() -> Path:
@@ -83,6 +84,52 @@ def test_secrets_reach_only_the_services_that_need_them(compose):
     for name, svc in services.items():
         for port in svc.get("ports") or []:
             assert port.get("host_ip") == "127.0.0.1", (name, port)
+
+
+def rendered(compose, env: dict[str, str]) -> dict:
+    proc = compose("config", "--format", "json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_compose_gives_each_role_its_own_s3_identity_and_no_more(compose):
+    """Issue 26.7: one identity held Admin on every bucket, the lakehouse included. The rendered SeaweedFS
+    identities are now one per role, bucket-scoped, exactly what objectstore.s3_identities makes (the local
+    store's, enforced by SeaweedFS in tests/integration/test_export.py) from the settings the pipeline
+    runs with in the compose deployment, here with bucket names of the operator's choice."""
+    from agrilake.services.objectstore import s3_identities
+
+    env = {**dummy_secrets(), "AGRILAKE_LAKE_BUCKET": "agri-lake", "AGRILAKE_BANK_BUCKET": "bank-prod",
+           "AGRILAKE_GOV_BUCKET": "gov-prod"}
+    config = rendered(compose, env)
+    identities = json.loads(config["configs"]["seaweedfs-identities"]["content"])
+    scheduler = config["services"]["airflow-scheduler"]["environment"]
+    s = Settings.from_env(scheduler)
+    lake_bucket = s.lakehouse.removeprefix("s3a://").split("/")[0]
+    connection = json.loads(scheduler["AIRFLOW_CONN_AGRILAKE_S3"])  # the exports' identity
+    assert (connection["login"], connection["password"]) == (scheduler["AWS_ACCESS_KEY_ID"],  # s3a's
+                                                             scheduler["AWS_SECRET_ACCESS_KEY"])
+    creds = {"pipeline": {"access_key": connection["login"], "secret_key": connection["password"]},
+             "bank": {"access_key": env["BANK_S3_ACCESS_KEY"], "secret_key": env["BANK_S3_SECRET_KEY"]},
+             "gov": {"access_key": env["GOV_S3_ACCESS_KEY"], "secret_key": env["GOV_S3_SECRET_KEY"]}}
+    assert identities == s3_identities(creds, {"bank": s.bank_bucket, "gov": s.gov_bucket}, lake_bucket)
+
+    actions = {i["name"]: set(i["actions"]) for i in identities["identities"]}
+    assert actions == {
+        "pipeline": {f"{a}:{b}" for a in ("Read", "List", "Write") for b in ("agri-lake", "bank-prod", "gov-prod")},
+        "bank": {"Read:bank-prod", "List:bank-prod"},
+        "gov": {"Read:gov-prod", "List:gov-prod"},
+    }
+    # the buckets the policies name are the ones the init makes and the exports write to
+    init = config["services"]["seaweedfs-init"]["command"][0]
+    assert "for bucket in agri-lake bank-prod gov-prod; do" in init
+    assert (scheduler["AGRILAKE_BANK_BUCKET"], scheduler["AGRILAKE_GOV_BUCKET"]) == ("bank-prod", "gov-prod")
+    assert config["services"]["airflow-scheduler"]["depends_on"]["seaweedfs-init"]["condition"] == \
+        "service_completed_successfully"
+    # the platforms' keys are for the store alone: no container's environment holds them
+    for name, svc in config["services"].items():
+        values = set((svc.get("environment") or {}).values())
+        assert not {env[k] for k in PLATFORM_SECRETS} & values, name
 
 
 def test_the_compose_deployment_runs_lakehouse_writers_one_at_a_time(compose):

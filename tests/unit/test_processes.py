@@ -7,10 +7,11 @@ import sys
 import textwrap
 import time
 
+import psutil
 import pytest
 
 from agrilake.services import lifecycle
-from agrilake.services.processes import answers, free_port, pid_alive, port_is_free
+from agrilake.services.processes import answers, descendants, free_port, pid_alive, port_is_free
 
 # The main thread leaves with pthread_exit while another thread keeps a port open: Linux then shows the
 # leader as a zombie although the process still runs (a JVM stopping can look like this).
@@ -30,21 +31,49 @@ def _leader_state(pid: int) -> str:
     return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[-1].split()[0]
 
 
+def _leader_gone(port: int, seconds: int) -> subprocess.Popen:
+    """A process listening on `port` for `seconds` whose leader thread has exited (shows "Z")."""
+    proc = subprocess.Popen([sys.executable, "-c", LEADER_GONE, str(port), str(seconds)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "listening"
+    deadline = time.monotonic() + 10
+    while _leader_state(proc.pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _leader_state(proc.pid) == "Z", "the leader thread did not exit: the case is not set up"
+    return proc
+
+
 def test_a_process_whose_leader_thread_exited_is_alive_until_its_last_thread_ends():
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", LEADER_GONE, str(port), "3"], stdout=subprocess.PIPE, text=True)
+    proc = _leader_gone(port, 3)
     try:
-        assert proc.stdout.readline().strip() == "listening"
-        deadline = time.monotonic() + 10
-        while _leader_state(proc.pid) != "Z" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _leader_state(proc.pid) == "Z", "the leader thread did not exit: the case is not set up"
         assert pid_alive(proc.pid)
         assert not port_is_free(port)
         proc.wait(timeout=30)
     finally:
         proc.kill()
     assert not pid_alive(proc.pid)
+
+
+def test_a_process_reaped_while_its_threads_are_listed_is_gone_not_an_error(monkeypatch):
+    """`agrilake airflow stop` died of FileNotFoundError on /proc/<pid>/task: a process of the tree was reaped
+    between the check that it exists and the listing of its threads. Here the listing is made to find the
+    folder gone (the one thing mocked), on a real process whose leader thread exited."""
+    proc = _leader_gone(free_port(), 30)
+    try:
+        assert pid_alive(proc.pid)
+        listdir, tasks = os.listdir, f"/proc/{proc.pid}/task"
+
+        def reaped_meanwhile(path="."):
+            if os.fspath(path) == tasks:
+                raise FileNotFoundError(2, "No such file or directory", tasks)
+            return listdir(path)
+
+        monkeypatch.setattr(os, "listdir", reaped_meanwhile)
+        assert pid_alive(proc.pid) is False
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_an_unreaped_zombie_is_gone():
@@ -125,6 +154,100 @@ def test_stop_kills_what_ignores_sigterm(tmp_path):
     t0 = time.monotonic()
     assert server.stop() is True
     assert not pid_alive(pid) and 1.0 <= time.monotonic() - t0 < 10
+
+
+# A server whose processes leave it in every way (agrilake airflow stop left LocalExecutor workers and their
+# tasks running): two stubborn workers (SIGTERM ignored) each with a task in a session of its own that has a
+# child, a churner forking short-lived children all the time, and a daemon double-forked into a session of
+# its own and orphaned at once (only its pid, which the server records, leads to it). On SIGTERM the
+# leader dies at once, as a scheduler does, orphaning the rest.
+TREE = textwrap.dedent("""
+    import os, signal, socket, sys, time
+    port, pidfile = int(sys.argv[1]), sys.argv[2]
+    def stubborn():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    def forever():
+        while True:
+            time.sleep(1)
+    for _ in range(2):
+        if os.fork() == 0:
+            stubborn()
+            if os.fork() == 0:
+                os.setsid()
+                if os.fork() == 0:
+                    forever()
+                forever()
+            forever()
+    if os.fork() == 0:
+        stubborn()
+        while True:
+            child = os.fork()
+            if child == 0:
+                time.sleep(0.01)
+                os._exit(0)
+            os.waitpid(child, 0)
+    if os.fork() == 0:
+        os.setsid()
+        daemon = os.fork()
+        if daemon == 0:
+            stubborn()
+            forever()
+        with open(pidfile + ".tmp", "w") as fh:
+            fh.write(str(daemon))
+        os.rename(pidfile + ".tmp", pidfile)
+        os._exit(0)
+    s = socket.socket(); s.bind(("127.0.0.1", port)); s.listen()
+    forever()
+""")
+
+
+class TreeToy(Toy):
+    def launch(self, timeout):
+        pidfile = self.run_dir / "daemon.pid"
+        self.spawn([sys.executable, "-c", TREE, str(self.port), str(pidfile), "toy-marker"],
+                   {"port": self.port, "url": f"http://127.0.0.1:{self.port}"})
+        with self.stop_on_failure():
+            self.wait_ready(timeout)
+            while not pidfile.exists():
+                time.sleep(0.05)
+            self.record(int(pidfile.read_text()))
+
+
+def _running(procs: list[psutil.Process]) -> list[int]:
+    left = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                left.append(proc.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return left
+
+
+def test_stop_ends_every_process_of_a_tree_whose_members_exit_and_leave_under_it(tmp_path):
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    server = TreeToy(tmp_path, free_port()).start(timeout=30)
+    try:
+        leader = server.pid()
+        daemon = int((tmp_path / "daemon.pid").read_text())
+        # a pid the state names with another start time is not the server's (a pid reused since)
+        state = server.state()
+        stale = [bystander.pid, psutil.Process(bystander.pid).create_time() - 1000]
+        server.write_state({**state, "processes": [*state["processes"], stale]})
+        procs = [psutil.Process(p) for p in {leader, daemon, *descendants(leader)}]
+        sessions = {p.pid: os.getsid(p.pid) for p in procs}
+        assert len({s for s in sessions.values()}) == 4, sessions  # the leader's, two tasks', the daemon's
+        assert daemon not in descendants(leader)
+        t0 = time.monotonic()
+        assert server.stop() is True
+        elapsed = time.monotonic() - t0
+        assert _running(procs) == []
+        assert bystander.poll() is None, "a process outside the server was signalled"
+        assert elapsed < 10, elapsed
+    finally:
+        server.stop()
+        bystander.kill()
+        bystander.wait()
 
 
 def test_a_server_that_exits_at_start_says_why(tmp_path, capsys):

@@ -106,6 +106,15 @@ class Settings:
         default_text="the endpoint the export writes to", default=None)
     export_link_expiry_s: int = _var("AGRILAKE_EXPORT_LINK_EXPIRY", "Lifetime of presigned download links (s).",
                                      default=86_400)
+    # The platforms' side: a manifest is the sender's word, so `agrilake fetch` caps what it will download
+    # before it downloads anything. A part holds AGRILAKE_EXPORT_PART_ROWS (1M) rows, ~50 MB at the widest
+    # dataset: 2 GiB is forty times that, and a delivery of 20 GiB four hundred such parts.
+    fetch_max_file_mb: int = _var("AGRILAKE_FETCH_MAX_FILE_MB",
+                                  "`agrilake fetch`: largest file of a delivery it downloads (MiB); a manifest "
+                                  "listing a bigger one is refused.", default=2048)
+    fetch_max_delivery_mb: int = _var("AGRILAKE_FETCH_MAX_DELIVERY_MB",
+                                      "`agrilake fetch`: most that the files of one delivery may add up to (MiB).",
+                                      default=20480)
     gov_min_cell: int = _var("AGRILAKE_GOV_MIN_CELL",
                              "Gov rows aggregating fewer cooperatives than this have their loan figures suppressed.",
                              default=3)

@@ -3,15 +3,17 @@
     agrilake airflow start [--port 8080]   # returns once the API server says the scheduler and
                                            # dag-processor are healthy; prints the URL and the login
     agrilake airflow status
-    agrilake airflow stop                  # stops every process of the group
+    agrilake airflow stop                  # stops every process it started, tasks included
 
 The three components are the ones infra/compose.yaml runs as services, here under one small
-supervisor process that is the leader of its own process group, so `stop` ends all of them (and
-the task processes they started) at once. Everything lives in the Airflow home (AIRFLOW_HOME,
-default `.airflow/`, git-ignored):
+supervisor process that is the leader of its own process group and a child subreaper: a process
+orphaned below it (the LocalExecutor's workers when the scheduler exits, a task whose worker died)
+becomes its child rather than init's, so `stop` (lifecycle: every process of the tree, SIGKILL
+after a timeout) and the supervisor's own shutdown end all of them, however they exit meanwhile.
+Everything lives in the Airflow home (AIRFLOW_HOME, default `.airflow/`, git-ignored):
 
-    server/server.json        pid of the supervisor (= the process group to stop), port, URL, pids of
-                              the components (no secrets)
+    server/server.json        pid of the supervisor (= the process group to stop), port, URL, pids and
+                              start times of the components (no secrets)
     server/<component>.log    output of the api-server, scheduler, dag-processor and supervisor
     simple_auth_manager_passwords.json.generated   0600, the UI password(s)
 
@@ -37,11 +39,13 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+import psutil
+
 from agrilake.core import lineage
 from agrilake.core.settings import Settings, get_settings
 from agrilake.services import lifecycle
 from agrilake.services.lifecycle import LifecycleError, NotReady, log_tail, write_atomic
-from agrilake.services.processes import descendants, free_port, group_members, port_is_free
+from agrilake.services.processes import ProcessTree, free_port, port_is_free
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,8 @@ class AirflowServerError(LifecycleError):
     """The local Airflow cannot start or answer; the message says why and where the logs are."""
 
 
-def http_json(url: str, *, data: dict | None = None, token: str | None = None, timeout: float = 5) -> dict:
+def http_json(url: str, *, data: dict | None = None, token: str | None = None, timeout: float = 5,
+              method: str | None = None) -> dict:
     headers = {"Accept": "application/json"}
     body = None
     if data is not None:
@@ -64,7 +69,7 @@ def http_json(url: str, *, data: dict | None = None, token: str | None = None, t
         headers["Content-Type"] = "application/json"
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=body, headers=headers, method="POST" if body else "GET")
+    req = urllib.request.Request(url, data=body, headers=headers, method=method or ("POST" if body else "GET"))
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - our own loopback server
         return json.loads(resp.read().decode())
 
@@ -122,10 +127,6 @@ class AirflowServer(lifecycle.Server):
 
     def ports(self, state: dict) -> list[int]:
         return [state["port"]] if state.get("port") else []
-
-    def members(self, pid: int) -> set[int]:
-        # Task processes run in process groups of their own; the group also has what was forked meanwhile.
-        return descendants(pid) | set(group_members(pid))
 
     def env(self, port: int) -> dict[str, str]:
         """The components' environment: loopback on `port`, this home, the project's DAGs, SQLite-sized."""
@@ -249,8 +250,33 @@ class AirflowServer(lifecycle.Server):
         return {d["dag_id"] for d in http_json(f"{self.url}/api/v2/dags?limit=1000", token=token)["dags"]}
 
 
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Make the processes orphaned below this one its children instead of init's (Linux prctl): when the
+    scheduler exits, its LocalExecutor workers and their tasks stay in this process's tree, where
+    `stop` and the supervisor's own shutdown find them."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (AttributeError, OSError):
+        return False
+
+
+def _reap_adopted(procs: dict[str, subprocess.Popen]) -> None:
+    """Collect orphans that exited after this subreaper adopted them (the components' own exits are theirs)."""
+    own = {p.pid for p in procs.values()}
+    for child in psutil.Process().children():
+        if child.pid not in own:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(child.pid, os.WNOHANG)
+
+
 def supervise(server: AirflowServer) -> int:
-    """Run the components until SIGTERM/SIGINT or until one of them exits; then stop the others.
+    """Run the components until SIGTERM/SIGINT or until one of them exits; then stop the others, and then
+    everything left below this process (task processes, executor workers orphaned by the scheduler).
 
     A half-running Airflow (say, a dead scheduler behind a live UI) would look fine and run nothing,
     so one component exiting brings the whole group down and `status` says so.
@@ -259,6 +285,9 @@ def supervise(server: AirflowServer) -> int:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append("SIGTERM"))
     signal.signal(signal.SIGINT, lambda *_: stopping.append("SIGINT"))
+    if not become_subreaper():
+        log.warning("cannot become a child subreaper (not Linux?): processes orphaned by a component are "
+                    "found only while they stay in this process group")
     procs: dict[str, subprocess.Popen] = {}
     for component in COMPONENTS:
         with open(server.component_log(component), "ab") as out:
@@ -269,6 +298,7 @@ def supervise(server: AirflowServer) -> int:
     while server.state().get("pid") != os.getpid() and time.monotonic() < deadline:
         time.sleep(0.1)
     server.write_state({**server.state(), "components": {name: p.pid for name, p in procs.items()}})
+    server.record(*(p.pid for p in procs.values()))
     log.info("started %s", ", ".join(f"{n} (pid {p.pid})" for n, p in procs.items()))
     rc = 0
     while not stopping:
@@ -277,20 +307,26 @@ def supervise(server: AirflowServer) -> int:
             log.error("%s exited: stopping the others", ", ".join(f"{n} (exit {c})" for n, c in exited.items()))
             rc = 1
             break
+        _reap_adopted(procs)
         time.sleep(0.5)
     if stopping:
         log.info("%s received: stopping %s", stopping[0], ", ".join(procs))
     for p in procs.values():
         if p.poll() is None:
             p.terminate()
-    deadline = time.monotonic() + 25
+    deadline = time.monotonic() + 20
     for p in procs.values():
         with contextlib.suppress(subprocess.TimeoutExpired):
             p.wait(timeout=max(0.1, deadline - time.monotonic()))
+    # What is left below: components that ignored SIGTERM, workers and tasks they orphaned.
+    stubborn, left = ProcessTree(os.getpid()).end(timeout=max(1.0, deadline - time.monotonic()))
+    if stubborn:
+        log.warning("processes %s were still running after the components stopped: killed them", stubborn)
+    if left:
+        log.error("processes %s survived SIGKILL", left)
     for p in procs.values():
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(timeout=1)
     return rc
 
 

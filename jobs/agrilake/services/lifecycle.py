@@ -5,12 +5,15 @@ stop it), described by `<run_dir>/server.json`: pid, ports, URL, never a secret,
 whole. A pid there counts only while it lives (a JVM whose leader thread exited still does:
 processes.pid_alive) and its command line is this server's: a stale file may name an unrelated
 process by now. `start` waits until the server answers and otherwise says why, with the end of its
-logs; `stop` sends SIGTERM to its process group and to every process it names, SIGKILL after a
-timeout, and returns once nobody answers on its ports any more.
+logs. `stop` ends the whole server, whatever exits under it meanwhile: SIGTERM to every process of
+its tree (processes.ProcessTree: its group, every descendant, the processes it recorded with their
+start times, looked for again until they are gone, so a process orphaned or forked meanwhile is
+still found), then after a timeout stop them all (SIGSTOP: nothing forks any more) and SIGKILL
+them; it returns once nobody answers on its ports any more.
 
 A server subclasses `Server` and says only what is its own: how to launch (`launch`, with `spawn`
-and `wait_ready`), when it serves (`ready`), which command lines are its (`owns`), its `ports`, and
-any processes to stop beyond its group (`members`). `main(argv)` of each is `command` + `run`.
+and `wait_ready`), when it serves (`ready`), which command lines are its (`owns`) and its `ports`;
+it `record`s processes it starts itself. `main(argv)` of each is `command` + `run`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import fcntl
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-from agrilake.services.processes import answers, cmdline, pid_alive
+from agrilake.services.processes import ProcessTree, answers, cmdline, identities, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +104,6 @@ class Server:
     def ports(self, state: dict) -> list[int]:
         """The ports it listens on: stop returns once none answers."""
         return []
-
-    def members(self, pid: int) -> set[int]:
-        """Processes to stop with the server beyond its process group (children in groups of their own)."""
-        return set()
 
     def ready(self) -> Any:
         """Something true once the server serves; else falsy, or NotReady saying what is missing."""
@@ -194,7 +192,8 @@ class Server:
             self._proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True, **popen)
         self._started_here = True
-        self.write_state({"pid": self._proc.pid, **state, "started_at": datetime.now(UTC).isoformat()})
+        self.write_state({"pid": self._proc.pid, **state, "started_at": datetime.now(UTC).isoformat(),
+                          "processes": identities(self._proc.pid)})
         return self._proc
 
     @contextlib.contextmanager
@@ -228,41 +227,23 @@ class Server:
 
     # -- stop --------------------------------------------------------------------------------------
     def stop(self, timeout: float | None = None) -> bool:
-        """SIGTERM to the group and members (also those forked meanwhile), SIGKILL after `timeout`; then wait
-        until nobody answers on its ports. False when it was not running."""
+        """SIGTERM to every process of the server (processes.ProcessTree: its group, all descendants, those it
+        recorded, also those forked or orphaned meanwhile), SIGKILL after `timeout` to any left; then wait
+        until nobody answers on its ports. False when it was not running; `error` naming any process the
+        kernel would not let go of."""
         timeout = self.stop_timeout if timeout is None else timeout
         state = self.state()
         pid = state.get("pid")
         if not self.is_ours(pid, state):
             self._forget_pid()
             return False
-        signalled: set[int] = set()
-
-        def live() -> set[int]:
-            return {p for p in {pid} | self.members(pid) | signalled if self.alive(p)}
-
-        def signal_all(sig: int) -> None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, sig)
-            for p in live():
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(p, sig)
-                signalled.add(p)
-
-        signal_all(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while (left := live()) and time.monotonic() < deadline:
-            if left - signalled:
-                signal_all(signal.SIGTERM)
-            time.sleep(0.1)
-        if left := live():
-            log.warning("%s: processes %s still running %.0f s after SIGTERM: killing them", self.title,
-                        sorted(left), timeout)
-            while live():
-                signal_all(signal.SIGKILL)
-                time.sleep(0.1)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reaps it when this process started it
+        stubborn, left = ProcessTree(pid, state.get("processes", [])).end(timeout)
+        if stubborn:
+            log.warning("%s: processes %s still running %.0f s after SIGTERM: killed them", self.title,
+                        stubborn, timeout)
+        if left:
+            raise self.error(f"{self.title}: processes {left} survived SIGKILL (stuck in the kernel, e.g. on a "
+                             "dead disk or mount): they end when the kernel lets them")
         # A listener closes with the last thread of its process: "stopped" means nobody answers any more.
         ports, deadline = self.ports(state), time.monotonic() + 5
         while any(answers(p, timeout=0.2) for p in ports) and time.monotonic() < deadline:
@@ -270,6 +251,12 @@ class Server:
         self._forget_pid()
         log.info("%s in %s stopped", self.title, self.run_dir)
         return True
+
+    def record(self, *procs: int) -> None:
+        """Add processes this server started to its state, with their start times: `stop` ends them even
+        when they left its group and their parent is gone."""
+        state = self.state()
+        self.write_state({**state, "processes": [*state.get("processes", []), *identities(*procs)]})
 
     # -- status and use as a context manager -------------------------------------------------------
     def status(self) -> dict:

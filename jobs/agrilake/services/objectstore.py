@@ -10,9 +10,11 @@ connection) at the real store instead. Everything lives under one root, `setting
     weed.log                the server's output
     weed/                   the server's data
 
-Identities: `pipeline` administers and writes the two platform buckets (and nothing else);
-`bank` and `gov` may only read and list their own bucket, so a platform's key gets AccessDenied on
-the other bucket and on any write. Secrets are never printed or logged; access keys only masked.
+Identities, one per role (`s3_identities`, also what infra/compose.yaml renders): `pipeline` reads,
+lists and writes the two platform buckets (and nothing else); `bank` and `gov` may only read and
+list their own bucket, so a platform's key gets AccessDenied on the other bucket and on any write.
+No identity may create or delete a bucket: `start` makes them through the master (`weed shell`).
+Secrets are never printed or logged; access keys only masked.
 
     agrilake objectstore start [--port 8333]   # returns once S3 answers; buckets created
     agrilake objectstore status
@@ -26,10 +28,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from agrilake.core.s3 import CREDENTIALS_FILE, STATE_FILE, S3Target, mask, s3_client
@@ -70,13 +74,20 @@ def find_weed(settings: Settings) -> str | None:
     return shutil.which("weed")
 
 
-def s3_identities(creds: dict[str, dict[str, str]], buckets: dict[str, str]) -> dict:
-    """The s3.json weed reads: bucket-scoped actions, so no identity can touch another bucket."""
-    pipeline_actions = [f"{action}:{bucket}" for bucket in buckets.values()
-                        for action in ("Admin", "Read", "List", "Write")]
-    actions = {"pipeline": pipeline_actions}
+WRITER_ACTIONS = ("Read", "List", "Write")  # objects: get, head, list, put, multipart, delete
+READER_ACTIONS = ("Read", "List")
+
+
+def s3_identities(creds: dict[str, dict[str, str]], buckets: dict[str, str],
+                  lake_bucket: str | None = None) -> dict:
+    """The s3.json weed reads, one identity per role, every action scoped to a bucket: `pipeline` writes
+    the platforms' buckets (and the lakehouse's, where it is on S3: compose), `bank` and `gov` only read
+    and list their own. No identity holds Admin: none can create, delete or re-configure a bucket (the
+    buckets are made through the master, `weed shell`) or touch a bucket not named here."""
+    written = [*buckets.values(), *([lake_bucket] if lake_bucket else [])]
+    actions = {"pipeline": [f"{action}:{bucket}" for bucket in written for action in WRITER_ACTIONS]}
     for platform, bucket in buckets.items():
-        actions[platform] = [f"Read:{bucket}", f"List:{bucket}"]
+        actions[platform] = [f"{action}:{bucket}" for action in READER_ACTIONS]
     return {"identities": [
         {"name": name, "credentials": [{"accessKey": creds[name]["access_key"], "secretKey": creds[name]["secret_key"]}],
          "actions": actions[name]}
@@ -274,15 +285,28 @@ class ObjectStore(lifecycle.Server):
         return on_disk - served
 
     def _create_buckets(self) -> None:
-        from botocore.exceptions import ClientError
-
-        client = self.client("pipeline")
-        for bucket in self.buckets.values():
+        """Through the master (`weed shell`), as infra/compose.yaml's seaweedfs-init does: no S3 identity
+        holds the right to create (or delete) a bucket. A bucket that exists is fine; a shell that finds the
+        filer still busy is tried again."""
+        ports = self.state()["ports"]
+        argv = [self.weed, "shell", f"-master=127.0.0.1:{ports['master.port']}",
+                f"-filer=127.0.0.1:{ports['filer.port']}"]
+        missing, said = list(self.buckets.values()), ""
+        for _ in range(5):
+            script = "".join(f"s3.bucket.create -name {bucket}\n" for bucket in missing)
             try:
-                client.create_bucket(Bucket=bucket)
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                    raise
+                out = subprocess.run(argv, input=script, capture_output=True, text=True, timeout=60, cwd=self.root)
+            except subprocess.TimeoutExpired:
+                said = "`weed shell` did not answer within 60 s"
+                continue
+            said = out.stdout + out.stderr
+            missing = [b for b in missing if not re.search(
+                rf"(?m)^\s*(created bucket {re.escape(b)}|(error: )?bucket {re.escape(b)} already exists)\s*$", said)]
+            if not missing:
+                return
+            time.sleep(1)
+        raise ObjectStoreError(f"could not create the buckets {missing} through `weed shell`: {said.strip()[-1500:]}; "
+                               f"{self.log_tails()}")
 
     def status(self) -> dict:
         creds = self.credentials(create=False) if self.has_credentials() else {}
