@@ -249,3 +249,54 @@ def test_a_busy_catalog_fails_fast_naming_its_holder(tmp_path):
     finally:
         held.release()
     catalog.CatalogLock(str(tmp_path)).acquire("agrilake sql").release()
+
+
+def test_an_analyst_jvm_keeps_only_the_variables_it_needs():
+    """An allow-list: the secrets no deny-list named (Airflow's, OpenLineage's, Postgres', anyone's) stay out."""
+    needed = {"PATH": "/usr/bin", "HOME": "/home/ana", "LC_ALL": "C.UTF-8", "JAVA_HOME": "/usr/lib/jvm/17",
+              "SPARK_LOCAL_IP": "127.0.0.1", "AGRILAKE_LAKEHOUSE": "/data/lake", "AGRILAKE_SPARK_CONF": "spark.x=1"}
+    secrets = {"AGRILAKE_PSEUDO_KEY": "k", "AWS_SECRET_ACCESS_KEY": "s", "AIRFLOW__CORE__FERNET_KEY": "f",
+               "AIRFLOW__API_AUTH__JWT_SECRET": "j", "AIRFLOW__API__SECRET_KEY": "a", "AGRILAKE_LINEAGE_API_KEY": "l",
+               "OPENLINEAGE__TRANSPORT": '{"type": "http", "auth": {"apiKey": "o"}}', "OPENLINEAGE_API_KEY": "o",
+               "POSTGRES_PASSWORD": "p", "PGPASSWORD": "p", "ACME_BILLING_TOKEN": "t", "PYSPARK_SUBMIT_ARGS": "--conf x",
+               "SPARK_CONNECT_AUTHENTICATE_TOKEN": "inherited", catalog.ADMIN_ENV: "inherited"}
+    env = catalog.analyst_environment({**needed, **secrets})
+    assert {k: env[k] for k in needed} == needed
+    assert set(env) == set(needed) | {catalog.ADMIN_ENV, catalog.OPERATOR_ENV, catalog.RESTRICTED_ENV}
+    assert env[catalog.ADMIN_ENV] != "inherited"  # its own token, fresh
+
+
+def test_the_settings_a_sql_client_may_change_are_the_documented_ones():
+    """ConnectGuard.SETTABLE (infra/guard) and the table of docs/querying.md list the same keys."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    java = (root / "infra/guard/org/agrilake/spark/ConnectGuard.java").read_text(encoding="utf-8")
+    listed = java[java.index("SETTABLE = Set.of("):]
+    listed = listed[:listed.index(");")]
+    code = set(re.findall(r'"(spark\.[\w.]+)"', listed))
+    assert "ReadOnlyCatalog.ADMIN_CONF, ReadOnlyCatalog.OPERATOR_CONF" in listed
+    code |= {catalog.ADMIN_CONF, catalog.OPERATOR_CONF}
+    readonly = (root / "infra/guard/org/agrilake/spark/ReadOnlyCatalog.java").read_text(encoding="utf-8")
+    assert f'ADMIN_CONF = "{catalog.ADMIN_CONF}"' in readonly and f'OPERATOR_CONF = "{catalog.OPERATOR_CONF}"' in readonly
+    docs = (root / "docs/querying.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## What the SQL endpoint refuses"):]
+    section = section[:section.index("\n## ", 1)]
+    documented = set(re.findall(r"^\| `(spark\.[\w.]+)` \|", section, re.MULTILINE))
+    assert documented == code
+
+
+def test_the_sql_server_has_the_connect_guard_no_ui_and_redacts_the_catalog_tokens(settings):
+    """Whatever AGRILAKE_SPARK_CONF says: the guard's interceptor, no UI, the token settings redacted."""
+    import re
+
+    from agrilake.analyst import sql_server
+
+    wishes = "spark.ui.enabled=true spark.connect.grpc.interceptor.classes=none spark.redaction.regex=nothing"
+    argv = sql_server.command(settings.replace(spark_conf=wishes), 15002)
+    conf = dict(argv[i + 1].split("=", 1) for i, arg in enumerate(argv) if arg == "--conf")
+    assert conf["spark.ui.enabled"] == "false"
+    assert conf["spark.connect.grpc.interceptor.classes"] == "org.agrilake.spark.ConnectGuard"
+    redacted = re.compile(conf["spark.redaction.regex"])
+    assert all(redacted.search(key) for key in (catalog.ADMIN_CONF, catalog.OPERATOR_CONF, "spark.hadoop.fs.s3a.secret.key"))

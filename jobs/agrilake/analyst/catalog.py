@@ -15,7 +15,8 @@ Why a Hive metastore in embedded Derby, kept with the lakehouse (`<lakehouse>/_c
 
 Analyst sessions are read-only, whoever the client: the guard of infra/guard (a Spark session
 extension) refuses every analysed plan that is not a query over the registered tables or a
-read-only command, and the processes run without the pipeline's secrets in their environment.
+read-only command, and the processes run with only the environment variables they need (an
+allow-list: no secret of the pipeline, of Airflow or of anything else).
 Registration below is the one writer: it presents the admin token the session's JVM was started
 with (`catalog_admin`).
 
@@ -51,7 +52,7 @@ from pathlib import Path
 from agrilake.core import tables
 from agrilake.core.context import RunContext
 from agrilake.core.contracts import GOLD_TABLES, Contracts
-from agrilake.core.settings import Settings, get_settings, without_pipeline_secrets
+from agrilake.core.settings import Settings, analyst_variables, get_settings
 from agrilake.core.tables import LAYERS
 from agrilake.services.sql_endpoint import SqlEndpoint
 
@@ -137,9 +138,10 @@ RESTRICTED = ("bronze.*", "ops.quarantine_raw")
 
 
 def analyst_environment(environ=None) -> dict[str, str]:
-    """The environment of an analyst JVM: no pipeline secret, fresh admin and operator tokens of its
-    own, and the tables only operators read."""
-    env = without_pipeline_secrets(os.environ if environ is None else environ)
+    """The environment of an analyst JVM: only the variables it needs (no secret of the pipeline, of
+    Airflow or of anything else), fresh admin and operator tokens of its own, and the tables only
+    operators read."""
+    env = analyst_variables(os.environ if environ is None else environ)
     env[ADMIN_ENV] = secrets.token_urlsafe(32)
     env[OPERATOR_ENV] = secrets.token_urlsafe(32)
     env[RESTRICTED_ENV] = ",".join(RESTRICTED)
@@ -147,8 +149,8 @@ def analyst_environment(environ=None) -> dict[str, str]:
 
 
 def _drop_pipeline_secrets() -> None:
-    """This process becomes an analyst process: the JVM it starts inherits an environment without
-    the pipeline's secrets, and with the admin token of the catalog registration."""
+    """This process becomes an analyst process: the JVM it starts inherits only the variables it
+    needs, and the admin token of the catalog registration."""
     clean = analyst_environment()
     for key in set(os.environ) - set(clean):
         del os.environ[key]

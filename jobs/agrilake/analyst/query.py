@@ -11,7 +11,7 @@ Timestamps, in and out, are in the session time zone (Asia/Shanghai, as METRICS.
 
 Read-only: the session refuses, on Spark's analysed plan, anything but queries over the registered
 tables and SHOW / DESCRIBE / EXPLAIN / USE (no writes, no file paths, no reflection, no UDFs), and it
-runs without the pipeline's secrets in its environment. The pipeline is the lakehouse's only writer,
+runs with only the environment variables it needs (no secret). The pipeline is the lakehouse's only writer,
 so that every version has passed its quality gate.
 """
 

@@ -15,9 +15,10 @@ mode 0600 in `<catalog>/sql-server/token`; pyspark sends it, without TLS, only t
 
     sc://localhost:15002/;token=<the token>
 
-What a client may run is read-only whatever it sends, SQL or DataFrame plans (infra/guard), and the
-server's environment holds none of the pipeline's secrets. It holds the catalog while it runs, and
-the agrilake commands then query through it (catalog.open_context).
+What a client may run is read-only whatever it sends, SQL or DataFrame plans (infra/guard); none of
+a client's code runs in it (no artifacts, UDFs or streaming queries; runtime settings from a safe list
+only: ConnectGuard); it has no Spark UI, and its environment holds only the variables it needs. It
+holds the catalog while it runs, and the agrilake commands then query through it (catalog.open_context).
 
 State under `<catalog>/sql-server/`: server.json (pid, port, url), server.log, token, admin.token,
 operator.token (operators present it to read bronze and the raw quarantine: docs/querying.md).
@@ -58,12 +59,16 @@ def command(settings: Settings, port: int) -> list[str]:
     """spark-submit of SparkConnectServer with the project's session settings and the persistent catalog."""
     from pyspark.find_spark_home import _find_spark_home
 
-    from agrilake.core.spark import spark_conf
+    from agrilake.core.spark import CONNECT_GUARD_CLASS, spark_conf
 
     conf = spark_conf(settings, catalog_dir=catalog_dir(settings))
     conf.update({
         "spark.connect.grpc.binding.address": HOST,
         "spark.connect.grpc.binding.port": str(port),
+        # No client code, no streaming, runtime settings from a safe list only (infra/guard: why and what).
+        "spark.connect.grpc.interceptor.classes": CONNECT_GUARD_CLASS,
+        # The UI has no login and shows every session's settings and statements to any local user.
+        "spark.ui.enabled": "false",
     })
     argv = [str(Path(_find_spark_home()) / "bin" / "spark-submit"), "--class", SERVER_CLASS,
             "--name", "agrilake-sql-server", "--master", settings.spark_master]

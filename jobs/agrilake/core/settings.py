@@ -236,17 +236,23 @@ class Settings:
 GUARD_JAR = "agrilake-readonly-guard.jar"
 WRITER_POOL = "agrilake_lakehouse_writers"
 
-# Credentials of other tools that the pipeline's processes may carry (boto3's, Airflow's connections).
-FOREIGN_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-FOREIGN_SECRET_PREFIXES = ("AIRFLOW_CONN_", "AIRFLOW__SECRETS__", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+# What an analyst process (agrilake sql, tables, describe, catalog, the SQL server) keeps of its
+# environment. An allow-list: a list of secrets to drop keeps every secret it does not name (Airflow's
+# Fernet key and JWT secret, an OpenLineage transport with its API key, a database password...), and an
+# analyst JVM needs only the launchers' variables, the locale and agrilake's own settings.
+ANALYST_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "JAVA_HOME",
+                       "SPARK_HOME", "SPARK_CONF_DIR", "SPARK_LOCAL_IP", "SPARK_LOCAL_HOSTNAME", "SPARK_LOCAL_DIRS",
+                       "HADOOP_CONF_DIR", "PYSPARK_PYTHON")
+ANALYST_ENVIRONMENT_PREFIXES = ("LC_",)
 
 
-def without_pipeline_secrets(environ: Mapping[str, str]) -> dict[str, str]:
-    """`environ` less every pipeline secret (the pseudonymisation key, S3 and cloud credentials,
-    Airflow connections): the environment of the analyst processes, which only read."""
-    secret = {f.metadata["env"] for f in dataclasses.fields(Settings) if f.metadata.get("secret")}
+def analyst_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of `environ` an analyst process keeps: ANALYST_ENVIRONMENT, `LC_*`, and every
+    setting of this object that is not a secret (docs/configuration.md)."""
+    settings = {f.metadata["env"] for f in dataclasses.fields(Settings)
+                if "env" in f.metadata and not f.metadata["secret"]}
     return {k: v for k, v in environ.items()
-            if k not in secret and k not in FOREIGN_SECRETS and not k.startswith(FOREIGN_SECRET_PREFIXES)}
+            if k in ANALYST_ENVIRONMENT or k in settings or k.startswith(ANALYST_ENVIRONMENT_PREFIXES)}
 
 
 def _convert(f: dataclasses.Field, raw: str):

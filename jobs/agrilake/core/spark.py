@@ -35,6 +35,10 @@ def check_jars(settings: Settings) -> list[str]:
 
 
 GUARD_CLASS = "org.agrilake.spark.ReadOnlyCatalog"
+CONNECT_GUARD_CLASS = "org.agrilake.spark.ConnectGuard"
+# Spark's default redaction pattern, and the session settings a catalog token is presented in
+# (agrilake.analyst.catalog): logs and any UI or event log show them as *********(redacted).
+REDACTION = r"(?i)secret|password|token|access[.]?key|spark\.agrilake\.catalog\."
 
 
 def check_guard(settings: Settings) -> str:
@@ -112,6 +116,7 @@ def spark_conf(settings: Settings, *, test: bool = False, catalog_dir: str | Non
         # The analyst sessions are read-only, decided on every analysed plan (infra/guard: why and what).
         conf["spark.jars"] += "," + check_guard(settings)
         conf["spark.sql.extensions"] += "," + GUARD_CLASS
+        conf["spark.redaction.regex"] = REDACTION
     return conf
 
 

@@ -11,8 +11,10 @@ import java.util.stream.Collectors;
 import org.apache.spark.sql.AnalysisException;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.SparkSessionExtensions;
+import org.apache.spark.sql.catalyst.FunctionIdentifier;
 import org.apache.spark.sql.catalyst.expressions.CallMethodViaReflection;
 import org.apache.spark.sql.catalyst.expressions.Expression;
+import org.apache.spark.sql.catalyst.expressions.ScalaUDF;
 import org.apache.spark.sql.catalyst.expressions.UserDefinedExpression;
 import org.apache.spark.sql.catalyst.plans.logical.Command;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
@@ -32,8 +34,9 @@ import scala.runtime.BoxedUnit;
  * DataFrame, is refused unless it is a query over the registered tables or a read-only command
  * (SHOW, DESCRIBE, EXPLAIN, USE). Refused: commands that write or change anything (INSERT, MERGE,
  * CREATE, SET, CACHE...), file sources ({@code csv.`/path`}, {@code spark.read.text}), path-addressed
- * Delta tables, reflection ({@code reflect}, {@code java_method}), and user code (UDFs, pandas/Arrow
- * functions, closures).
+ * Delta tables, reflection ({@code reflect}, {@code java_method}), user code (UDFs, functions a session
+ * registered, pandas/Arrow functions, closures) and streaming queries. The SQL server also refuses, before
+ * Spark reads a request, what would run a client's code before any plan is analysed ({@link ConnectGuard}).
  *
  * <p>The catalog's own registration (agrilake's refresh) is the one writer: it sets the session conf
  * {@code spark.agrilake.catalog.admin} to the token this JVM was started with (environment variable
@@ -73,8 +76,12 @@ public final class ReadOnlyCatalog implements Function1<SparkSessionExtensions, 
         extensions.injectCheckRule(session -> plan -> {
             if (!holds(session, ADMIN_ENV, ADMIN_CONF)) {
                 Set<String> restricted = holds(session, OPERATOR_ENV, OPERATOR_CONF) ? Set.of() : restricted();
+                if (plan.isStreaming()) {
+                    refuse("a streaming query: it writes files and checkpoints and keeps running in the server");
+                }
                 plan.foreachWithSubqueries(node -> {
                     check((LogicalPlan) node);
+                    registered(session, (LogicalPlan) node);
                     readable((LogicalPlan) node, restricted);
                     return BoxedUnit.UNIT;
                 });
@@ -163,6 +170,23 @@ public final class ReadOnlyCatalog implements Function1<SparkSessionExtensions, 
                 }
                 if (e instanceof UserDefinedExpression) {
                     userCode(e, e.getClass().getSimpleName());
+                }
+                return BoxedUnit.UNIT;
+            });
+        }
+    }
+
+    /**
+     * Refuses a function a session registered (a Java UDF's class, loaded and run here): its ScalaUDF wraps
+     * the instance in Spark's own closure, which the class-name test of {@link #userCode} cannot tell apart.
+     */
+    static void registered(SparkSession session, LogicalPlan node) {
+        scala.collection.Iterator<Expression> expressions = node.expressions().iterator();
+        while (expressions.hasNext()) {
+            expressions.next().foreach(e -> {
+                if (e instanceof ScalaUDF udf && udf.udfName().isDefined() && ((org.apache.spark.sql.classic.SparkSession)
+                        session).sessionState().catalog().isTemporaryFunction(new FunctionIdentifier(udf.udfName().get()))) {
+                    refuse("user code (the registered function " + udf.udfName().get() + ")");
                 }
                 return BoxedUnit.UNIT;
             });
