@@ -243,6 +243,8 @@ def _ingest(ctx: RunContext, feeds: list[Feed], as_of: date, landing_root: str, 
     result = Ingested(out)
     result.days = record_deliveries(ctx, feeds, done, landing_root, as_of, published, now)
     result.waiting = [w for f in feeds if f.name in done for w in done[f.name][2].waiting]
+    result.late = [(landed.name, landed.delivery_date, p.late[sha]) for f in feeds if f.name in done
+                   for p in [done[f.name][2]] for landed, sha in p.to_ingest if sha in p.late]
     return result
 
 
@@ -251,6 +253,7 @@ class Ingested(list):
     each delivery day of the run's systems, and the files that wait for a later run."""
     days: list[deliveries.DayState]
     waiting: list[str]
+    late: list[tuple[str, date, date]]  # (file, its folder's date, the date its rows count from)
 
     def warnings(self, as_of: date) -> list[str]:
         out = []
@@ -258,6 +261,9 @@ class Ingested(list):
             out.append(f"{len(self.waiting)} file(s) wait for a later run: still being written (changed less "
                        f"than the settle time ago) or hidden (.name): {', '.join(self.waiting[:3])}"
                        + (" ..." if len(self.waiting) > 3 else ""))
+        for name, folder, available in self.late:
+            out.append(f"{name} is late: gold of {folder} (or a later date) was already published, so its rows "
+                       f"count from {available} on; published dates do not change")
         for s in self.days:
             if s.status in ("waiting", "rejected"):
                 out.append(f"delivery {s.system} {s.day} is {s.status}: {s.message}")
