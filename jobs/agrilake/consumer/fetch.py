@@ -66,9 +66,11 @@ def client(endpoint: str | None = None):
 
 
 def datasets(s3, bucket: str) -> list[str]:
-    """The datasets in the platform's bucket (its top-level prefixes)."""
+    """The datasets in the platform's bucket (its top-level prefixes; `_deliveries/` and any other
+    name starting with `_` are the sender's records, not datasets)."""
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Delimiter="/")
-    return sorted(p["Prefix"].rstrip("/") for page in pages for p in page.get("CommonPrefixes", []))
+    return sorted(p["Prefix"].rstrip("/") for page in pages for p in page.get("CommonPrefixes", [])
+                  if not p["Prefix"].startswith("_"))
 
 
 def available(s3, bucket: str, dataset: str) -> list[date]:
