@@ -130,6 +130,11 @@ def write_parts(table, directory: Path, part_rows: int) -> tuple[str, list[Local
 
 
 # -- one dataset's delivery, ready to upload -------------------------------------------------
+def json_body(doc: dict) -> bytes:
+    """A manifest or record as written: its bytes are what the SHA-256 in the record is of."""
+    return json.dumps(doc, indent=2, ensure_ascii=False).encode("utf-8")
+
+
 @dataclass
 class Staged:
     """One dataset's new delivery: the objects to put under `prefix` (parts, then the contract) and the
@@ -142,7 +147,7 @@ class Staged:
     manifest_body: bytes = field(init=False, repr=False)
 
     def __post_init__(self):
-        self.manifest_body = json.dumps(self.manifest, indent=2, ensure_ascii=False).encode("utf-8")
+        self.manifest_body = json_body(self.manifest)
 
     @property
     def manifest_key(self) -> str:
@@ -168,7 +173,7 @@ class Plan:
     record_body: bytes = field(init=False, repr=False)
 
     def __post_init__(self):
-        self.record_body = json.dumps(self.record, indent=2, ensure_ascii=False).encode("utf-8")
+        self.record_body = json_body(self.record)
 
     @property
     def record_key(self) -> str:

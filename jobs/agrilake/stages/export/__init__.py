@@ -100,8 +100,7 @@ def publication_quality(ctx, dataset: str, publication: Publication) -> dict | N
 
     d, run = publication.as_of.isoformat(), publication.run_id
     # Every stage records its DQ partition as the ISO date; gold of releases before 0.2 as `as_of_date=D`.
-    quality = (ops.dq_of_run(ctx, f"gold.{dataset}", d, run)
-               or ops.dq_of_run(ctx, f"gold.{dataset}", f"as_of_date={d}", run))
+    quality = ops.dq_of_run(ctx, f"gold.{dataset}", [d, f"as_of_date={d}"], run)
     if quality is None:
         log.warning("gold.%s for %s: its publication (gold run %s) left no validation in ops.dq_results; "
                     "the manifest's quality is null", dataset, d, run)
