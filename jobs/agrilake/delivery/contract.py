@@ -10,11 +10,11 @@ Generated, never written by hand, from what the pipeline itself runs on:
   range or a pattern -> `logicalTypeOptions`, a range under a condition -> a SQL rule. `critical`
   rules are errors, `warning` ones warnings; the key is the primary key (unique, not null).
 
-Published beside every manifest as `<prefix>_contract-<digest>.yaml`, its `servers` entry pointing at
-exactly that delivery's Parquet parts; the manifest names its key, version and SHA-256. The contracts as last
-released are kept in schemas/contracts/ (`agrilake contract --write schemas/contracts`): a test
-fails when a column is removed, renamed or retyped without a major version bump, or added without
-a minor one.
+Published beside every manifest as `<prefix>_contract-<digest>.yaml`, its `servers` entry pointing
+at exactly that delivery's Parquet parts; the manifest names its key, version and SHA-256. The
+contracts as last released are kept in schemas/contracts/ (`agrilake contract --write
+schemas/contracts`): a test fails when a column is removed, renamed or retyped without a major
+version bump, or added without a minor one.
 """
 
 from __future__ import annotations

@@ -324,6 +324,7 @@ def deliver(client, plan: Plan, *, lease, chunk_bytes: int) -> None:
     put_body(client, bucket, plan.record_key, plan.record_body)
     faults.crash_point("after_export_delivery_record")  # complete; the old objects not yet collected
 
+    lease.check()  # another export's new objects would be garbage to this one
     for staged in plan.datasets:
         keep = staged.keys()
         stale = [k for k in list_keys(client, bucket, staged.prefix) if k not in keep]

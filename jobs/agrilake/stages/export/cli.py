@@ -1,4 +1,4 @@
-"""`agrilake export`: the export stage's command.
+"""`agrilake export`: a platform's curated datasets of a date, from gold to the platform's bucket.
 
     agrilake export --platform bank|gov --date D [--dataset NAME ...] [--link] [--links-only] [--expires S]
 
