@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "datadocs": ("agrilake.analyst.datadocs", "render the Great Expectations data docs of the latest validations"),
     "lineage": ("agrilake.analyst.lineage", "where a gold partition or column came from (silver tables and columns, landed files with SHA-256) and went (exports)"),
     "fetch": ("agrilake.consumer.fetch", "a platform's side: list, download and verify its deliveries (sizes, SHA-256)"),
-    "contract": ("agrilake.stages.datacontract", "the ODCS data contract of each exported dataset (print, --write, --check)"),
+    "contract": ("agrilake.delivery.contract", "the ODCS data contract of each exported dataset (print, --write, --check)"),
     "report": ("agrilake.analyst.report", "self-contained HTML report with charts of the gold tables for a date"),
     "demo": ("agrilake.devdata.demo", "the README's main job: demo data through Airflow, then a summary"),
     "maintenance": ("agrilake.stages.maintenance", "OPTIMIZE and VACUUM every Delta table, report sizes before/after"),

@@ -63,6 +63,10 @@ def _listed(out: str) -> dict[str, set[date]]:
     return {name: {date.fromisoformat(d) for d in dates.split(", ") if d[:1].isdigit()} for name, dates in pairs}
 
 
+def _manifest(client, dataset: str, day: date) -> dict:
+    return json.loads(client.get_object(Bucket="bank", Key=f"{dataset}/as_of={day}/_manifest.json")["Body"].read())
+
+
 def _fetch(*args: str) -> int:
     return cli.main(["fetch", "--platform", "bank", *args])
 
@@ -84,13 +88,16 @@ def test_a_bank_lists_fetches_verifies_and_loads_its_deliveries(delivered, bank_
         f"SELECT count(*) FROM '{tmp_path}/household_credit_profile/as_of={D1}/*.parquet'").fetchall()[0][0]
     assert households == 40
     kept = sorted(p.name for p in (tmp_path / "coop_credit_profile" / f"as_of={D1}").iterdir())
-    assert kept == ["_contract.yaml", "_manifest.json", "part-00000.parquet"]
+    manifest = json.loads((tmp_path / "coop_credit_profile" / f"as_of={D1}" / "_manifest.json").read_text())
+    assert kept == sorted([f["key"].rsplit("/", 1)[1] for f in manifest["files"]]
+                          + [manifest["contract"]["key"].rsplit("/", 1)[1], "_manifest.json"])
+    assert len(kept) == 3
 
 
 def test_a_tampered_or_incomplete_delivery_is_refused_and_nothing_of_it_kept(delivered, store, bank_key, tmp_path,
                                                                             capsys):
     pipeline = store.client("pipeline")  # the sender's side changes the bucket under the consumer
-    part = f"coop_credit_profile/as_of={D2}/part-00000.parquet"
+    part = _manifest(pipeline, "coop_credit_profile", D2)["files"][0]["key"]
     original = pipeline.get_object(Bucket="bank", Key=part)["Body"].read()
     table = pq.read_table(io.BytesIO(original))
     buf = io.BytesIO()
@@ -222,14 +229,14 @@ def test_datacontract_cli_passes_a_delivery_and_fails_one_that_breaks_its_contra
     if not DATACONTRACT.exists():
         pytest.skip(f"datacontract-cli is not installed at {DATACONTRACT}: `make consumer` (part of `make test`)")
     assert _fetch("--date", D1.isoformat(), "--dataset", "coop_credit_profile", "--out", str(tmp_path)) == 0
-    contract = tmp_path / "coop_credit_profile" / f"as_of={D1}" / "_contract.yaml"
+    contract = next((tmp_path / "coop_credit_profile" / f"as_of={D1}").glob("_contract-*.yaml"))
     good = _datacontract(contract, bank_key)
     assert good.returncode == 0, good.stdout[-4000:] + good.stderr[-2000:]
     assert "failed" not in good.stdout.split("Result")[-1].lower() and "passed" in good.stdout
 
     # The sender's side breaks the contract in place: a tier that does not exist, a duplicate key.
     pipeline = store.client("pipeline")
-    part = f"coop_credit_profile/as_of={D1}/part-00000.parquet"
+    part = _manifest(pipeline, "coop_credit_profile", D1)["files"][0]["key"]
     table = pq.read_table(io.BytesIO(pipeline.get_object(Bucket="bank", Key=part)["Body"].read()))
     tiers = table.column("credit_tier").to_pylist()
     table = table.set_column(table.column_names.index("credit_tier"), "credit_tier", pa.array(["Z", *tiers[1:]]))

@@ -1,23 +1,28 @@
 """Export to a real SeaweedFS (`weed mini` started by the project) from gold-shaped Delta tables.
 
-The consumer side is written here independently of agrilake.stages.export: boto3 with the platform's own
-read-only identity, SHA-256 of every listed file, pyarrow row counts.
+The consumer side is written here independently of agrilake.stages.export and agrilake.delivery: boto3
+with the platform's own read-only identity, SHA-256 of every listed file, pyarrow row counts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
 import io
 import json
 import logging
+import os
+import pickle
 import re
+import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,14 +39,18 @@ import agrilake.stages.gold as gold
 from agrilake import __version__
 from agrilake.core import ops, tables
 from agrilake.core.contracts import GOLD_TABLES
+from agrilake.delivery import lock, protocol
 from agrilake.services.objectstore import ObjectStore, port_is_free, s3_client
 from agrilake.services.processes import descendants
 from agrilake.stages import export
+from agrilake.stages.gold.credit import credit_county_summary
 
 pytestmark = pytest.mark.integration
 
 D1, D2, D3, D4, D5 = (date(2024, 6, d) for d in (27, 28, 29, 30, 26))
-PREFIX_KEYS = re.compile(r"^[a-z_]+/as_of=\d{4}-\d{2}-\d{2}/(part-\d{5}\.parquet|_manifest\.json|_contract\.yaml)$")
+DG, DK, DM, DQ = (date(2024, 6, d) for d in (21, 20, 19, 25))  # gov small cells, kill drills, mixing, gate
+BUCKET_KEYS = re.compile(r"^([a-z_]+/as_of=\d{4}-\d{2}-\d{2}/(part-[0-9a-f]{16}-\d{5}\.parquet|_manifest\.json"
+                         r"|_contract-[0-9a-f]{16}\.yaml)|_deliveries/as_of=\d{4}-\d{2}-\d{2}\.json)$")
 
 COOP_DDL = (
     "as_of_date date, coop_id string, uscc string, coop_name string, status string, province_code string, "
@@ -101,31 +110,76 @@ def coop_rows(d: date, n: int, *, status: str = "active"):
     return rows
 
 
-def write_partition(ctx, name: str, d: date, df) -> None:
-    """Write one gold partition and record D's publication as the gold stage does after its four commits
-    (exports read the versions of D's latest complete publication)."""
-    tables.replace_partition(ctx, df, "gold", name, "as_of_date", d.isoformat())
-    gold.record_publication(ctx, d, "test-publish", {t: 0 for t in GOLD_TABLES if tables.exists(ctx, "gold", t)})
+def publish(ctx, d: date, frames: dict, *, run_id: str = "test-publish") -> None:
+    """Write D's partition of each gold table of `frames`, then record D's publication as the gold stage
+    does after its four commits (exports read the versions of D's latest complete publication)."""
+    for name, df in frames.items():
+        tables.replace_partition(ctx, df, "gold", name, "as_of_date", d.isoformat())
+    gold.record_publication(ctx, d, run_id, {t: 0 for t in GOLD_TABLES if tables.exists(ctx, "gold", t)})
 
 
-def write_coops(ctx, d: date, n: int, **kw) -> None:
-    write_partition(ctx, "coop_credit_profile", d, ctx.spark.createDataFrame(coop_rows(d, n, **kw), COOP_DDL))
+def write_partition(ctx, name: str, d: date, df, *, run_id: str = "test-publish") -> None:
+    publish(ctx, d, {name: df}, run_id=run_id)
 
 
-def write_households(ctx, d: date, n: int) -> None:
-    write_partition(ctx, "household_credit_profile", d, ctx.spark.sql(HOUSEHOLD_SQL.format(d=d, n=n)))
+def coops_df(ctx, d: date, n: int, **kw):
+    return ctx.spark.createDataFrame(coop_rows(d, n, **kw), COOP_DDL)
 
 
-def write_gov(ctx, d: date) -> None:
+def households_df(ctx, d: date, n: int):
+    return ctx.spark.sql(HOUSEHOLD_SQL.format(d=d, n=n))
+
+
+def write_coops(ctx, d: date, n: int, *, run_id: str = "test-publish", **kw) -> None:
+    write_partition(ctx, "coop_credit_profile", d, coops_df(ctx, d, n, **kw), run_id=run_id)
+
+
+def write_households(ctx, d: date, n: int, *, run_id: str = "test-publish") -> None:
+    write_partition(ctx, "household_credit_profile", d, households_df(ctx, d, n), run_id=run_id)
+
+
+def write_bank(ctx, d: date, coops: int, households: int, *, run_id: str = "test-publish", **kw) -> None:
+    """Both bank datasets of D in one publication."""
+    publish(ctx, d, {"coop_credit_profile": coops_df(ctx, d, coops, **kw),
+                     "household_credit_profile": households_df(ctx, d, households)}, run_id=run_id)
+
+
+COUNTIES = {"130131": "平山县", "130123": "正定县", "130121": "井陉县"}
+
+
+def gov_coops(d: date) -> list[tuple]:
+    """Cooperatives of three counties: 平山县 12 (8 with principal, 6 with an on-time rate); 正定县 3, of
+    which one borrows and is in arrears, each with a rate; 井陉县 2 without loans, one with a rate."""
+    rows = [list(r) for r in coop_rows(d, 17)]
+    for i, r in enumerate(rows):
+        county, j = ("130131", i) if i < 12 else ("130123", i - 12) if i < 15 else ("130121", i - 15)
+        village = f"{county}100{j:03d}"
+        r[5:11] = [village[:2], village[:4], county, village[:9], village, COUNTIES[county]]
+        if county == "130123":
+            r[18:21] = [1, Decimal("80000.00"), Decimal("1200.00")] if j == 0 else [0, Decimal("0.00"), Decimal("0.00")]
+            r[22] = 0.9
+        elif county == "130121":
+            r[18:21] = [0, Decimal("0.00"), Decimal("0.00")]
+            r[22] = 0.8 if j == 0 else None
+    return [tuple(r) for r in rows]
+
+
+def write_gov(ctx, d: date, coops: list[tuple] | None = None) -> None:
+    """D's logistics, and its county summary derived by gold's own code from D's cooperative profile
+    (`coops`, published with them, or the one already there)."""
     spark = ctx.spark
     divisions = [(d, "130131", "county", "平山县", "1301")] + [
         (d, f"130131{100 + i}", "township", town, "130131") for i, town in enumerate(TOWNS)]
     rows = [(*div, 3, 2, 10, 7, 0.7, 12, 30, 41, Decimal("20.50"), Decimal("47.25"), 0.93, 5, 0.2, 1)
             for div in divisions]
-    write_partition(ctx, "logistics_division_daily", d, spark.createDataFrame(rows, LOGISTICS_DDL))
-    counties = [(d, "130131", "平山县", 12, 3, 5, 3, 1, Decimal("1500000.00"), Decimal("20000.00"), 0.91),
-                (d, "130123", "正定县", 1, 1, 0, 0, 0, Decimal("800000.00"), Decimal("0.00"), 0.99)]
-    write_partition(ctx, "credit_county_summary", d, spark.createDataFrame(counties, COUNTY_DDL))
+    frames = {"logistics_division_daily": spark.createDataFrame(rows, LOGISTICS_DDL)}
+    if coops is not None:
+        frames["coop_credit_profile"] = spark.createDataFrame(coops, COOP_DDL)
+        profile = frames["coop_credit_profile"]
+    else:
+        profile = tables.read(ctx, "gold", "coop_credit_profile").where(F.col("as_of_date") == F.lit(d))
+    frames["credit_county_summary"] = credit_county_summary(profile, ctx.contracts)
+    publish(ctx, d, frames)
 
 
 # -- the consumer ----------------------------------------------------------------------------
@@ -156,9 +210,25 @@ def consume(client, bucket: str, dataset: str, d: date) -> tuple[pa.Table, dict]
     assert (contract["kind"], contract["name"], contract["version"]) == ("DataContract", dataset,
                                                                          manifest["contract"]["version"])
     assert [p["name"] for p in contract["schema"][0]["properties"]] == table.column_names
-    assert contract["servers"][0]["location"] == f"s3://{bucket}/{prefix}*.parquet"
+    # the contract's server is exactly this delivery's parts, whatever else the prefix holds
+    location = contract["servers"][0]["location"].removeprefix(f"s3://{bucket}/")
+    assert location.startswith(prefix)
+    assert [k for k in keys_under(client, bucket, prefix) if fnmatch.fnmatch(k, location)] == \
+        sorted(f["key"] for f in manifest["files"])
     assert table.column_names == [c["name"] for c in manifest["schema"]]
     return table, manifest
+
+
+def record_of(client, bucket: str, d: date) -> dict:
+    """The platform's delivery record of D: which gold publication every dataset came from."""
+    return json.loads(client.get_object(Bucket=bucket, Key=f"_deliveries/as_of={d.isoformat()}.json")["Body"].read())
+
+
+def delivered_keys(client, bucket: str, dataset: str, d: date) -> list[str]:
+    """Every key a complete delivery of `dataset` for D is made of: its parts, contract and manifest."""
+    _, manifest = consume(client, bucket, dataset, d)
+    return sorted([f["key"] for f in manifest["files"]] + [manifest["contract"]["key"],
+                                                            f"{dataset}/as_of={d.isoformat()}/_manifest.json"])
 
 
 def keys_under(client, bucket: str, prefix: str) -> list[str]:
@@ -195,8 +265,7 @@ def lake(session_ctx, tmp_path_factory):
     others per test. No S3 credentials in its settings: every export is given its target or client."""
     ctx = session_ctx.with_settings(lakehouse=str(tmp_path_factory.mktemp("export-lake")), s3_endpoint=None,
                                     s3_access_key=None, s3_secret_key=None, s3_conn_id=None)
-    write_coops(ctx, D1, 25)
-    write_households(ctx, D1, 40)
+    write_bank(ctx, D1, 25, 40)
     write_gov(ctx, D1)
     return ctx
 
@@ -220,7 +289,7 @@ def test_bank_export_is_manifest_complete_for_the_bank(lake, store, bank):
     from agrilake.core.quality import ExpectationOutcome, SuiteResult
 
     outcome = ExpectationOutcome("expect_column_values_to_not_be_null", "coop_id", "critical", True, "0 null")
-    ops.record_dq_results(lake, SuiteResult("gold_coop_credit_profile", True, [outcome]),
+    ops.record_dq_results(lake, SuiteResult("gold_coop_credit_profile", True, [outcome]), run_id="test-publish",
                           table="gold.coop_credit_profile", partition=D1.isoformat())  # as agrilake.stages.gold does
 
     results = export.export_platform(lake, "bank", D1, target=store.target())
@@ -234,64 +303,93 @@ def test_bank_export_is_manifest_complete_for_the_bank(lake, store, bank):
     assert coops.schema.field("principal_active_cny").type == pa.decimal128(18, 2)
     assert {"name": "reason_codes", "type": "array<string>", "nullable": True} in manifest["schema"]
     assert manifest["quality"]["success"] is True and manifest["quality"]["expectations"] == 1
+    assert manifest["quality"]["run_id"] == "test-publish" and manifest["manifest_version"] == 2
     assert manifest["pipeline_version"] == __version__
     assert manifest["produced_at"].endswith("Z") and manifest["source"]["table"] == "gold.coop_credit_profile"
+    assert manifest["source"]["publication"]["run_id"] == "test-publish"
 
     households, manifest = consume(bank, "bank", "household_credit_profile", D1)
     assert households.num_rows == 40 and manifest["quality"] is None
-    assert all(PREFIX_KEYS.match(k) for k in keys_under(bank, "bank", ""))
+    assert all(BUCKET_KEYS.match(k) for k in keys_under(bank, "bank", "")), keys_under(bank, "bank", "")
+    record = record_of(bank, "bank", D1)
+    assert record["publication"]["run_id"] == "test-publish" and set(record["datasets"]) == {
+        "coop_credit_profile", "household_credit_profile"}
+    body = bank.get_object(Bucket="bank", Key=manifest["prefix"] + "_manifest.json")["Body"].read()
+    assert record["datasets"]["household_credit_profile"]["manifest"]["sha256"] == hashlib.sha256(body).hexdigest()
 
     recorded = tables.read(lake, "ops", "export_manifests").where(f"as_of_date = '{D1}' AND platform = 'bank'")
     assert {(r.dataset, r.status, r.row_count) for r in recorded.collect()} == {
         ("coop_credit_profile", "complete", 25), ("household_credit_profile", "complete", 40)}
 
 
-def test_gov_gets_the_two_aggregates_with_small_cells_suppressed(lake, store):
+def test_gov_small_cells_are_suppressed_by_the_parties_of_each_figure(lake, store):
+    """Issue 26: credit_county_summary suppressed by cooperatives, so a county of three cooperatives with one
+    borrower exported that borrower's principal and arrears. Each figure now goes by its own parties,
+    counted in the cooperative profile of the same publication; the manifest and the platform's
+    record count the suppressed cells per column."""
+    write_gov(lake, DG, gov_coops(DG))
     # exporting through an internal address, the platforms told where to read (the contract's server)
     public = lake.with_settings(export_public_endpoint="https://objects.gov.example")
-    export.export_platform(public, "gov", D1, target=store.target())
+    export.export_platform(public, "gov", DG, target=store.target())
 
     gov = store.client("gov")
-    assert keys_under(gov, "gov", "")[0].startswith("credit_county_summary/")
-    logistics, _ = consume(gov, "gov", "logistics_division_daily", D1)
+    logistics, _ = consume(gov, "gov", "logistics_division_daily", DG)
     assert logistics.num_rows == 9 and "person_key" not in logistics.column_names
-    counties, manifest = consume(gov, "gov", "credit_county_summary", D1)
-    by_county = {r["county_code"]: r for r in counties.to_pylist()}
-    assert by_county["130123"]["coops"] == 1 and by_county["130123"]["principal_active_cny"] is None
-    assert by_county["130131"]["principal_active_cny"] == Decimal("1500000.00")
-    assert manifest["disclosure_control"]["rows_suppressed"] == 1
+    counties, manifest = consume(gov, "gov", "credit_county_summary", DG)
+    rows = {r["county_code"]: r for r in counties.to_pylist()}
+    gold = {r.county_code: r for r in tables.read(lake, "gold", "credit_county_summary")
+            .where(F.col("as_of_date") == F.lit(DG)).collect()}
+    assert gold["130123"].principal_active_cny == Decimal("80000.00")  # gold keeps every figure
+    # 平山县: 12 cooperatives, 8 with principal, 6 with a rate: nothing suppressed
+    assert rows["130131"] == gold["130131"].asDict()
+    # 正定县: three cooperatives, one borrower: its principal and arrears go, tiers and the rate (3) stay
+    assert rows["130123"]["principal_active_cny"] is None and rows["130123"]["arrears_cny"] is None
+    assert rows["130123"]["coops_tier_b"] == gold["130123"].coops_tier_b
+    assert rows["130123"]["mean_on_time_rate_12m"] == pytest.approx(0.9)
+    # 井陉县: two cooperatives without loans, one rate: tiers and the rate go; no loans describe nobody
+    assert [rows["130121"][f"coops_tier_{t}"] for t in "abcd"] == [None] * 4
+    assert rows["130121"]["mean_on_time_rate_12m"] is None and rows["130121"]["principal_active_cny"] == 0
+    assert set(counties.column_names) == set(gold["130131"].asDict())  # no party count is exported
+    cells = {"coops_tier_a": 1, "coops_tier_b": 1, "coops_tier_c": 1, "coops_tier_d": 1,
+             "principal_active_cny": 1, "arrears_cny": 1, "mean_on_time_rate_12m": 1}
+    assert manifest["disclosure_control"]["cells_suppressed"] == cells
+    assert manifest["disclosure_control"]["rows_suppressed"] == 2 and manifest["disclosure_control"]["min_cell"] == 3
+    record = record_of(gov, "gov", DG)
+    assert record["datasets"]["credit_county_summary"]["cells_suppressed"] == cells
+    assert record["datasets"]["logistics_division_daily"]["cells_suppressed"] is None
     contract = yaml.safe_load(gov.get_object(Bucket="gov", Key=manifest["contract"]["key"])["Body"].read())
     assert contract["servers"][0]["endpointUrl"] == "https://objects.gov.example"
+    assert "principal_active_cny, arrears_cny when the cooperatives with principal" in contract["description"]["limitations"]
 
 
-def test_reexport_replaces_the_prefix_and_removes_stale_parts(lake, store, bank):
+def test_reexport_replaces_the_delivery_and_collects_the_old_objects(lake, store, bank):
     write_coops(lake, D2, 10)
     prefix = f"coop_credit_profile/as_of={D2}/"
     small_parts = lake.with_settings(export_part_rows=4)
     export.export_platform(small_parts, "bank", D2, target=store.target(), datasets=["coop_credit_profile"])
-    assert keys_under(bank, "bank", prefix) == [prefix + n for n in (
-        "_contract.yaml", "_manifest.json", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet")]
     _, first = consume(bank, "bank", "coop_credit_profile", D2)
     assert [f["rows"] for f in first["files"]] == [4, 4, 2]
+    assert keys_under(bank, "bank", prefix) == delivered_keys(bank, "bank", "coop_credit_profile", D2)
 
-    # Same data again: byte-identical parts, so consumers can compare digests across exports.
+    # Same data again: the same names and bytes, so consumers can compare digests across exports.
     export.export_platform(small_parts, "bank", D2, target=store.target(), datasets=["coop_credit_profile"])
-    assert consume(bank, "bank", "coop_credit_profile", D2)[1]["files"] == first["files"]
+    _, again = consume(bank, "bank", "coop_credit_profile", D2)
+    assert again["files"] == first["files"] and again["contract"] == first["contract"]
 
     write_coops(lake, D2, 6, status="dissolved")  # gold rebuilt: fewer rows
     export.export_platform(lake, "bank", D2, target=store.target(), datasets=["coop_credit_profile"])
-    assert keys_under(bank, "bank", prefix) == [prefix + "_contract.yaml", prefix + "_manifest.json",
-                                                prefix + "part-00000.parquet"]
     table, manifest = consume(bank, "bank", "coop_credit_profile", D2)
     assert table.num_rows == 6 and set(table.column("status").to_pylist()) == {"dissolved"}
+    assert keys_under(bank, "bank", prefix) == delivered_keys(bank, "bank", "coop_credit_profile", D2)
+    assert not {f["key"] for f in first["files"]} & set(keys_under(bank, "bank", prefix))  # the old parts: gone
     assert manifest["source"]["delta_version"] > first["source"]["delta_version"]
 
 
-def test_an_interrupted_export_is_never_manifest_complete_and_a_rerun_completes_it(lake, store, bank):
+def test_an_interrupted_export_leaves_the_previous_delivery_whole_and_a_rerun_completes_it(lake, store, bank):
     write_coops(lake, D3, 9)
     small_parts = lake.with_settings(export_part_rows=4)
     export.export_platform(small_parts, "bank", D3, target=store.target(), datasets=["coop_credit_profile"])
-    consume(bank, "bank", "coop_credit_profile", D3)  # a complete earlier export is being replaced
+    _, previous = consume(bank, "bank", "coop_credit_profile", D3)  # a complete earlier export is being replaced
 
     write_coops(lake, D3, 9, status="suspended")
     client = store.client("pipeline")
@@ -299,21 +397,24 @@ def test_an_interrupted_export_is_never_manifest_complete_and_a_rerun_completes_
     with pytest.raises(ConnectionError, match="injected"):
         export.export_platform(small_parts, "bank", D3, client=client, datasets=["coop_credit_profile"])
     assert len(uploads) == 2  # the first new part was uploaded, the second failed
-    with pytest.raises(NotComplete, match="NoSuchKey"):
-        consume(bank, "bank", "coop_credit_profile", D3)
+    table, manifest = consume(bank, "bank", "coop_credit_profile", D3)  # the platform still has D, whole
+    assert manifest["files"] == previous["files"] and set(table.column("status").to_pylist()) == {"active"}
     failed = tables.read(lake, "ops", "export_manifests").where(f"as_of_date = '{D3}' AND status = 'failed'")
     assert "injected" in failed.first().message
 
     export.export_platform(small_parts, "bank", D3, target=store.target(), datasets=["coop_credit_profile"])
     table, _ = consume(bank, "bank", "coop_credit_profile", D3)
     assert table.num_rows == 9 and set(table.column("status").to_pylist()) == {"suspended"}
+    prefix = f"coop_credit_profile/as_of={D3}/"
+    assert keys_under(bank, "bank", prefix) == delivered_keys(bank, "bank", "coop_credit_profile", D3)
 
 
 def test_an_export_reads_the_published_date_after_optimize_and_vacuum_removed_its_version(lake, store, bank,
                                                                                          tmp_path):
     """Exports read D as its latest complete publication left it. After OPTIMIZE has compacted D's files
     and VACUUM deleted the old ones, the published version itself is unreadable: the export reads the
-    newest version whose D partition is unchanged, and when that is gone too it says what to do."""
+    newest version whose D partition is unchanged, and when that is gone too it says what to do. Past the
+    Delta log's retention it cannot tell whether D changed: it says so, not that a republish failed."""
     own = lake.with_settings(lakehouse=str(tmp_path / "lake"))
     table = "coop_credit_profile"
     write_partition(own, table, D1, own.spark.createDataFrame(coop_rows(D1, 12), COOP_DDL).repartition(3))
@@ -327,8 +428,9 @@ def test_an_export_reads_the_published_date_after_optimize_and_vacuum_removed_it
     export.export_platform(own, "bank", D1, target=store.target(), datasets=[table])
     rows, manifest = consume(bank, "bank", table, D1)
     assert rows.num_rows == 12
-    assert manifest["source"] == {"table": f"gold.{table}", "published_version": published,
-                                  "delta_version": tables.latest_version(own, "gold", table)}
+    assert {k: v for k, v in manifest["source"].items() if k != "publication"} == {
+        "table": f"gold.{table}", "published_version": published,
+        "delta_version": tables.latest_version(own, "gold", table)}
 
     # A publish of D1 killed after this table's commit: the export must not see its rows...
     killed = own.spark.createDataFrame(coop_rows(D1, 3, status="dissolved"), COOP_DDL)
@@ -339,56 +441,215 @@ def test_an_export_reads_the_published_date_after_optimize_and_vacuum_removed_it
     assert manifest["source"]["delta_version"] == tables.latest_version(own, "gold", table) - 1
     # ...and once VACUUM has removed the published rows' files too, it refuses, saying what to do.
     tables.vacuum(own, "gold", table, 0)
-    with pytest.raises(export.ExportError, match=rf"rerun `agrilake gold --date {D1}`"):
+    with pytest.raises(export.ExportError, match=rf"a republish that did not finish.*`agrilake gold --date {D1}`"):
         export.export_platform(own, "bank", D1, target=store.target(), datasets=[table])
     consume(bank, "bank", table, D1)  # the complete earlier delivery is untouched: refused before upload
 
+    # D1 published whole again, then more commits, and the log ages past delta.logRetentionDuration (30
+    # days: the files are backdated 40) until a checkpoint lets Delta's own cleanup delete those commits.
+    write_partition(own, table, D1, coops_df(own, D1, 7))
+    location = tables.path(own, "gold", table)
+    tables.replace_partition(own, coops_df(own, D2, 4), "gold", table, "as_of_date", D2.isoformat())
+    month_ago = time.time() - 40 * 86400
+    for f in (tmp_path / "lake" / "gold" / table / "_delta_log").iterdir():
+        os.utime(f, (month_ago, month_ago))
+    own.spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ('delta.checkpointInterval' = '1')")
+    tables.replace_partition(own, coops_df(own, D3, 2), "gold", table, "as_of_date", D3.isoformat())
+    assert tables.last_version_with_partition_of(own, "gold", table, ops.gold_publication(own, D1)["versions"][table],
+                                                 "as_of_date", D1.isoformat()) is None
+    with pytest.raises(export.ExportError, match=rf"older than the table's Delta log keeps.*Nothing is wrong with the "
+                                                  rf"data; rebuild it: `agrilake gold --date {D1}`") as err:
+        export.export_platform(own, "bank", D1, target=store.target(), datasets=[table])
+    assert "did not finish" not in str(err.value)
+    assert consume(bank, "bank", table, D1)[0].num_rows == 12  # still the earlier delivery
+    write_partition(own, table, D1, coops_df(own, D1, 7))  # what it said to run
+    export.export_platform(own, "bank", D1, target=store.target(), datasets=[table])
+    assert consume(bank, "bank", table, D1)[0].num_rows == 7
 
-def test_an_export_killed_at_each_commit_boundary_is_never_half_visible_and_a_rerun_completes_it(lake, store, bank):
-    """SIGKILL at the export's boundaries (parts uploaded without a manifest; manifests written without
-    their ops record): a consumer never takes a prefix without its manifest as complete, and a rerun
-    leaves exactly the delivery and one `complete` record of it."""
-    import os
-    import signal
-    import subprocess
-    import sys
 
-    dataset, creds = "coop_credit_profile", store.credentials()["pipeline"]
-    export.export_platform(lake, "bank", D1, target=store.target(), datasets=[dataset])
-    first = consume(bank, "bank", dataset, D1)[1]["files"]
+# A delivery in a process of its own, with no Spark: the plan a test prepared, delivered under the lock as
+# agrilake.stages.export does, and SIGKILLed where AGRILAKE_CRASH_AT says.
+DELIVER = """
+import pickle, sys
+from agrilake.core.credentials import s3_target
+from agrilake.core.s3 import s3_client
+from agrilake.core.settings import Settings
+from agrilake.delivery import lock, protocol
+plan = pickle.loads(open(sys.argv[1], "rb").read())
+client = s3_client(s3_target(Settings.from_env()))
+with lock.hold(client, plan.bucket, protocol.lock_key(plan.as_of), ttl=60, wait=60, run_id="drill",
+               what="the drill") as lease:
+    protocol.deliver(client, plan, lease=lease, chunk_bytes=16 * protocol.MIB)
+"""
+
+
+def test_an_export_killed_at_every_step_leaves_the_platform_a_complete_date_and_a_rerun_completes_it(
+        lake, store, bank, tmp_path, caplog):
+    """SIGKILL at every step of the delivery protocol (a process of its own, no Spark), replacing a complete
+    old D (both bank datasets) by a new publication: each dataset stays complete (the old or the new), the
+    record names the publication it says, the dead export's lock is taken over at once, and a rerun
+    completes D with the bytes of an uninterrupted run: the stage itself (`export_platform`, which reads
+    and writes everything again) after the kill that leaves D mixed, the delivery of the same plan after
+    the others (the stage's plan is byte for byte that plan: it reruns at the end too). Last, a real
+    `agrilake export` killed after the delivery, before its ops record: the rerun leaves exactly one
+    `complete` record per dataset."""
+    datasets = ("coop_credit_profile", "household_credit_profile")
+    pipeline, creds = store.client("pipeline"), store.credentials()["pipeline"]
+    write_bank(lake, DK, 6, 5, run_id="drill-1")
+    old = export.prepare(lake, pipeline, "bank", DK, tmp_path / "old")
+    write_bank(lake, DK, 6, 7, status="suspended", run_id="drill-2")
+    new = export.prepare(lake, pipeline, "bank", DK, tmp_path / "new")
+    (tmp_path / "new.plan").write_bytes(pickle.dumps(new))
+    files = {name: {x.dataset: x.manifest["files"] for x in plan.datasets} for name, plan in (("old", old), ("new", new))}
+    assert all(files["old"][d] != files["new"][d] for d in datasets)
     env = {**os.environ, "AGRILAKE_LAKEHOUSE": lake.settings.lakehouse, "AGRILAKE_S3_ENDPOINT": store.endpoint,
            "AGRILAKE_S3_ACCESS_KEY": creds["access_key"], "AGRILAKE_S3_SECRET_KEY": creds["secret_key"],
            "AGRILAKE_SPARK_MASTER": "local[1]", "AGRILAKE_SHUFFLE_PARTITIONS": "1"}
     env.pop("AGRILAKE_S3_CONN_ID", None)
 
-    def records():
-        return tables.read(lake, "ops", "export_manifests").where(
-            f"as_of_date = '{D1}' AND dataset = '{dataset}'").count()
+    def deliver(plan) -> None:
+        with lock.hold(pipeline, "bank", protocol.lock_key(DK), ttl=60, wait=60, run_id="test", what="test") as lease:
+            protocol.deliver(pipeline, plan, lease=lease, chunk_bytes=16 * protocol.MIB)
 
-    for point in ("after_export_parts", "before_export_record"):
-        before = records()
-        killed = subprocess.run([sys.executable, "-m", "agrilake.cli", "export", "--platform", "bank", "--date",
-                                 D1.isoformat(), "--dataset", dataset], env={**env, "AGRILAKE_CRASH_AT": point},
-                                capture_output=True, text=True, timeout=600)
+    def seen() -> tuple[dict[str, str], str]:
+        """Which delivery a consumer takes of each dataset (each must be complete), and the record's run."""
+        which = {}
+        for d in datasets:
+            manifest = consume(bank, "bank", d, DK)[1]
+            which[d] = next((name for name, by in files.items() if by[d] == manifest["files"]), "neither")
+        return which, record_of(bank, "bank", DK)["publication"]["run_id"]
+
+    def records() -> int:
+        return tables.read(lake, "ops", "export_manifests").where(f"as_of_date = '{DK}'").count()
+
+    coop, household = datasets
+    expected = {  # point -> what the platform has of D after the kill
+        "after_export_lock": ({coop: "old", household: "old"}, "drill-1"),
+        "after_export_parts": ({coop: "old", household: "old"}, "drill-1"),
+        "after_export_manifest": ({coop: "new", household: "old"}, "drill-1"),  # a record that disagrees
+        "after_export_manifests": ({coop: "new", household: "new"}, "drill-1"),
+        "after_export_delivery_record": ({coop: "new", household: "new"}, "drill-2"),
+    }
+    for point, after_kill in expected.items():
+        deliver(old)
+        assert seen() == ({coop: "old", household: "old"}, "drill-1")
+        killed = subprocess.run([sys.executable, "-c", DELIVER, str(tmp_path / "new.plan")],
+                                env={**env, "AGRILAKE_CRASH_AT": point}, capture_output=True, text=True, timeout=120)
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
-        assert records() == before, point  # the killed run recorded nothing
-        if point == "after_export_parts":
-            assert keys_under(bank, "bank", prefix_of(dataset)) == [prefix_of(dataset) + n for n in (
-                "_contract.yaml", "part-00000.parquet")]
-            with pytest.raises(NotComplete, match="NoSuchKey"):
-                consume(bank, "bank", dataset, D1)
-        else:  # the delivery is complete; only its record is missing
-            assert consume(bank, "bank", dataset, D1)[1]["files"] == first
-        export.export_platform(lake, "bank", D1, target=store.target(), datasets=[dataset])
-        table, manifest = consume(bank, "bank", dataset, D1)
-        assert table.num_rows == 25 and manifest["files"] == first, point  # the same bytes as before the kill
-        assert records() == before + 1, point
-        assert tables.read(lake, "ops", "export_manifests").orderBy(F.col("exported_at").desc()).first().status \
-            == "complete"
+        assert seen() == after_kill, point
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="agrilake.delivery.lock"):
+            if point == "after_export_manifest":
+                export.export_platform(lake, "bank", DK, client=pipeline)  # the rerun
+            else:
+                deliver(new)
+        assert "is a process of this machine that no longer runs" in caplog.text, point
+        assert seen() == ({coop: "new", household: "new"}, "drill-2"), point  # the same bytes as the plan
+        for d in datasets:
+            assert keys_under(bank, "bank", f"{d}/as_of={DK}/") == delivered_keys(bank, "bank", d, DK), point
+        assert f"_deliveries/as_of={DK}.lock" not in keys_under(bank, "bank", "_deliveries/"), point  # released
+
+    # A real `agrilake export` killed once D is delivered, before its ops record.
+    deliver(old)
+    before = records()
+    killed = subprocess.run([sys.executable, "-m", "agrilake.cli", "export", "--platform", "bank", "--date",
+                             DK.isoformat()], env={**env, "AGRILAKE_CRASH_AT": "before_export_record"},
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert seen() == ({coop: "new", household: "new"}, "drill-2") and records() == before
+    export.export_platform(lake, "bank", DK, target=store.target())
+    assert seen() == ({coop: "new", household: "new"}, "drill-2")
+    assert records() == before + 2
+    last = tables.read(lake, "ops", "export_manifests").where(f"as_of_date = '{DK}'").orderBy(
+        F.col("exported_at").desc()).limit(2).collect()
+    assert {r.status for r in last} == {"complete"}
 
 
-def prefix_of(dataset: str) -> str:
-    return f"{dataset}/as_of={D1.isoformat()}/"
+def test_an_export_waits_for_another_of_the_same_platform_and_date_and_leaves_its_uploads_alone(
+        lake, store, bank, caplog):
+    """Issue 26: an export started beside another (the CLI beside the DAG's) aborted the other's multipart
+    uploads. Now it waits for the other's lock, and goes on once the other is done."""
+    write_coops(lake, D4, 3)
+    pipeline = store.client("pipeline")
+    key = f"coop_credit_profile/as_of={D4}/part-theirs.parquet"
+    results, errors = [], []
+    with lock.hold(pipeline, "bank", protocol.lock_key(D4), ttl=60, wait=0, run_id="the-dag", what="the DAG's export"):
+        upload = pipeline.create_multipart_upload(Bucket="bank", Key=key)["UploadId"]  # the DAG's, in flight
+        etag = pipeline.upload_part(Bucket="bank", Key=key, UploadId=upload, PartNumber=1, Body=b"x")["ETag"]
+
+        def by_hand():
+            try:
+                results.extend(export.export_platform(lake, "bank", D4, target=store.target(),
+                                                      datasets=["coop_credit_profile"]))
+            except Exception as exc:  # noqa: BLE001 - asserted below
+                errors.append(exc)
+
+        with caplog.at_level(logging.WARNING, logger="agrilake.delivery.lock"):
+            other = threading.Thread(target=by_hand)
+            other.start()
+            deadline = time.monotonic() + 120
+            while "another export holds" not in caplog.text and time.monotonic() < deadline and other.is_alive():
+                time.sleep(0.2)
+        assert "another export holds s3://bank/_deliveries/as_of=2024-06-30.lock (run the-dag" in caplog.text, errors
+        assert keys_under(bank, "bank", f"coop_credit_profile/as_of={D4}/") == []  # nothing of its own yet
+        pipeline.complete_multipart_upload(Bucket="bank", Key=key, UploadId=upload,  # not aborted under it
+                                           MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    other.join(timeout=300)
+    assert not errors and [r.dataset for r in results] == ["coop_credit_profile"]
+    assert consume(bank, "bank", "coop_credit_profile", D4)[0].num_rows == 3
+
+
+def test_the_export_lock_is_taken_over_only_from_a_dead_or_silent_holder(store):
+    """The lease itself (no Spark): a second holder waits and gives up naming the first; a holder on
+    another machine that stopped renewing is taken over after the TTL; one that was taken over cannot
+    switch anything."""
+    client, key = store.client("pipeline"), "_deliveries/as_of=2000-01-01.lock"
+    with lock.hold(client, "bank", key, ttl=60, wait=0, run_id="first", what="first"):
+        with pytest.raises(lock.ExportLocked, match=r"another export holds s3://bank/_deliveries/as_of=2000-01-01.lock "
+                                                    r"\(run first \(first\), pid \d+ on "):
+            lock.acquire(client, "bank", key, ttl=60, wait=0.5, run_id="second", what="second")
+    assert keys_under(client, "bank", key) == []  # released
+
+    elsewhere = {**lock.holder("gone", "elsewhere"), "host": "another-machine", "pid": 1}
+    client.put_object(Bucket="bank", Key=key, Body=json.dumps(elsewhere).encode())
+    with pytest.raises(lock.ExportLocked):
+        lock.acquire(client, "bank", key, ttl=60, wait=0.5, run_id="third", what="third")  # alive as far as we know
+    lease = lock.acquire(client, "bank", key, ttl=1, wait=10, run_id="third", what="third")  # silent past its TTL
+    time.sleep(1.5)  # and now this one stops renewing (acquire alone has no heartbeat)
+    stolen = lock.acquire(client, "bank", key, ttl=1, wait=10, run_id="fourth", what="fourth")
+    with pytest.raises(lock.LockLost, match="now names another export"):
+        lease.check()
+    stolen.release()
+    assert keys_under(client, "bank", key) == []
+
+
+def test_a_dataset_asked_for_alone_brings_the_others_when_they_came_from_another_publication(lake, store, bank,
+                                                                                          caplog):
+    """The platform's D is one publication: exporting one dataset after a republish would have left the other
+    from the previous one, with nothing saying so. It exports both (a WARNING says why); with the same
+    publication it exports the one asked for, and the record keeps naming both."""
+    write_bank(lake, DM, 3, 3, run_id="mix-1")
+    export.export_platform(lake, "bank", DM, target=store.target())
+    _, households = consume(bank, "bank", "household_credit_profile", DM)
+    assert households["source"]["publication"]["run_id"] == "mix-1"
+
+    write_coops(lake, DM, 3, status="suspended", run_id="mix-2")  # a republish of DM
+    with caplog.at_level(logging.WARNING, logger="agrilake.stages.export"):
+        results = export.export_platform(lake, "bank", DM, target=store.target(), datasets=["coop_credit_profile"])
+    assert [r.dataset for r in results] == ["coop_credit_profile", "household_credit_profile"]
+    assert "household_credit_profile (from gold run mix-1) came from another gold publication" in caplog.text
+    record = record_of(bank, "bank", DM)
+    assert record["publication"]["run_id"] == "mix-2"
+    assert {d: e["source"]["publication"]["run_id"] for d, e in record["datasets"].items()} == {
+        "coop_credit_profile": "mix-2", "household_credit_profile": "mix-2"}
+
+    _, households = consume(bank, "bank", "household_credit_profile", DM)
+    results = export.export_platform(lake, "bank", DM, target=store.target(), datasets=["coop_credit_profile"])
+    assert [r.dataset for r in results] == ["coop_credit_profile"]
+    assert consume(bank, "bank", "household_credit_profile", DM)[1] == households  # untouched
+    body = bank.get_object(Bucket="bank", Key=f"household_credit_profile/as_of={DM}/_manifest.json")["Body"].read()
+    assert record_of(bank, "bank", DM)["datasets"]["household_credit_profile"]["manifest"]["sha256"] == \
+        hashlib.sha256(body).hexdigest()
 
 
 def test_multipart_uploads_are_aborted_on_error_and_leftovers_swept(lake, store, bank):
@@ -413,7 +674,7 @@ def test_multipart_uploads_are_aborted_on_error_and_leftovers_swept(lake, store,
     assert store.client("pipeline").list_multipart_uploads(Bucket="bank", Prefix=prefix).get("Uploads", []) == []
     table, manifest = consume(bank, "bank", "household_credit_profile", D4)
     assert table.num_rows == 120_000 and manifest["files"][0]["size"] > 5 * 1024 * 1024
-    assert "-" in bank.head_object(Bucket="bank", Key=prefix + "part-00000.parquet")["ETag"]  # multipart
+    assert "-" in bank.head_object(Bucket="bank", Key=manifest["files"][0]["key"])["ETag"]  # multipart
     print(f"\nexport of {result.rows} household rows: {result.bytes:,} bytes in {elapsed:.2f} s "
           f"({result.seconds:.2f} s reading, checking, uploading and verifying; the rest is the ops record)")
 
@@ -486,16 +747,34 @@ def test_the_privacy_guard_refuses_before_anything_is_uploaded(lake, store, bank
     assert refused.status == "refused"
 
 
-def test_a_partition_that_failed_its_quality_gate_is_not_exported(lake, store):
-    from agrilake.core.quality import ExpectationOutcome, SuiteResult
+def test_the_quality_gate_is_the_validation_of_the_publication_exported(lake, store, bank):
+    """Issue 26: the gate read the newest validation of D, not the publication's own: a later run's passing
+    validation let through a publication whose own failed, and a later run that failed its gate (and so
+    published nothing) blocked the data that was published."""
+    def validated(*runs: tuple[str, bool]) -> None:
+        """ops.dq_results rows of a critical expectation, validated by each run in turn (one commit)."""
+        start = datetime.now(UTC).replace(tzinfo=None)
+        rows = [{"run_id": run, "suite": "gold_coop_credit_profile", "table_name": "gold.coop_credit_profile",
+                 "partition": DQ.isoformat(), "expectation": "expect_column_values_to_be_unique",
+                 "column_name": "coop_id", "kwargs": "{}", "severity": "critical", "success": ok,
+                 "observed": "0 duplicates" if ok else "1 duplicate", "validated_at": start + timedelta(seconds=i)}
+                for i, (run, ok) in enumerate(runs)]
+        ops.ensure(lake)
+        tables.append(lake, ops.rows_df(lake, ops.ddl(lake, "dq_results"), rows), "ops", "dq_results")
 
-    d = date(2024, 6, 25)
-    write_coops(lake, d, 2)
-    outcome = ExpectationOutcome("expect_column_values_to_be_unique", "coop_id", "critical", False, "1 duplicate")
-    ops.record_dq_results(lake, SuiteResult("gold_coop_credit_profile", False, [outcome]),
-                          table="gold.coop_credit_profile", partition=d.isoformat())
-    with pytest.raises(export.ExportError, match="latest validation of gold.coop_credit_profile .* failed"):
-        export.export_platform(lake, "bank", d, target=store.target(), datasets=["coop_credit_profile"])
+    write_coops(lake, DQ, 2, run_id="gate-1")
+    validated(("gate-1", False), ("gate-2", True))  # gate-2 validated D later and never published
+    with pytest.raises(export.ExportError, match=r"gold.coop_credit_profile for 2024-06-25 by the gold run that "
+                                                 r"published it \(gate-1\) failed critical checks "
+                                                 r"\(expect_column_values_to_be_unique\(coop_id\)\)"):
+        export.export_platform(lake, "bank", DQ, target=store.target(), datasets=["coop_credit_profile"])
+    assert keys_under(bank, "bank", f"coop_credit_profile/as_of={DQ}/") == []
+
+    write_coops(lake, DQ, 2, run_id="gate-3")
+    validated(("gate-3", True), ("gate-4", False))  # gate-4's gate failed: it published nothing
+    export.export_platform(lake, "bank", DQ, target=store.target(), datasets=["coop_credit_profile"])
+    quality = consume(bank, "bank", "coop_credit_profile", DQ)[1]["quality"]
+    assert (quality["run_id"], quality["success"]) == ("gate-3", True)
 
 
 def test_cli_export_and_links_never_show_a_secret(spark, store, cli_env, capsys, caplog):

@@ -12,8 +12,8 @@ from open_data_contract_standard.model import OpenDataContractStandard
 from agrilake import cli
 from agrilake.core.contracts import packaged
 from agrilake.core.settings import get_settings
-from agrilake.stages import datacontract
-from agrilake.stages.export import PLATFORMS
+from agrilake.delivery import contract as datacontract
+from agrilake.delivery.policy import PLATFORMS
 
 CONTRACTS = packaged()
 SUITES = get_settings().expectations_dir
@@ -25,7 +25,8 @@ def _generated(platform: str, dataset: str, **kw) -> dict:
 
 @pytest.mark.parametrize(("platform", "dataset"), [(p, d) for p, ds in PLATFORMS.items() for d in ds])
 def test_every_export_has_a_valid_contract_of_its_gold_columns(platform, dataset):
-    server = datacontract.server_for(platform, platform, f"{dataset}/as_of=2026-11-01/", "http://127.0.0.1:8333")
+    server = datacontract.server_for(platform, platform, f"{dataset}/as_of=2026-11-01/part-0123456789abcdef-*.parquet",
+                                     "http://127.0.0.1:8333")
     doc = _generated(platform, dataset, server=server)
     datacontract.validate(doc)  # the standard's JSON schema
     OpenDataContractStandard.model_validate(doc)  # and its pydantic model, which datacontract-cli reads with
@@ -90,3 +91,10 @@ def test_a_breaking_change_needs_a_major_version_and_an_addition_a_minor_one():
     assert "minor" in datacontract.release_problems(released, changed("1.0.1", add))[0]
     assert datacontract.release_problems(released, changed("1.1.0", add)) == []
     assert datacontract.release_problems(released, changed("1.0.0", lambda p: None)) == []
+
+
+def test_a_gov_contract_says_which_figures_small_cells_null_and_by_whom():
+    text = _generated("gov", "credit_county_summary", min_cell=5)["description"]["limitations"]
+    assert "principal_active_cny, arrears_cny when the cooperatives with principal or arrears" in text
+    assert "number 1..4" in text and "K = 5" in text
+    assert "null" not in _generated("bank", "coop_credit_profile")["description"]["limitations"]

@@ -83,7 +83,7 @@ def test_facts_pii_and_quality_suites(generated):
     assert "years_established: >= 0 (warning)" in gold
     assert "bank platform" in gold
     summary = md["gold-credit_county_summary"]
-    assert "gov platform" in summary and "minimum cell size" in summary
+    assert "gov platform" in summary and "principal_active_cny, arrears_cny when the cooperatives with principal" in summary
     household = md["gold-household_credit_profile"]
     assert "| `person_key` | `string` | no | pseudonym: HMAC-SHA256 of the RIC |" in household
 

@@ -11,9 +11,10 @@ import pyarrow as pa
 import pytest
 from stdnum.cn import ric, uscc
 
+from agrilake.core.credentials import CredentialsMissing, s3_target
 from agrilake.core.settings import Settings
-from agrilake.stages import export
-from agrilake.stages.export import CredentialsMissing, PrivacyViolation, find_violations, guard
+from agrilake.delivery import ExportError, policy, protocol
+from agrilake.delivery.policy import PrivacyViolation, find_violations, guard
 
 D = date(2024, 6, 30)
 COOP_SCHEMA = pa.schema([("as_of_date", pa.date32()), ("coop_id", pa.string()), ("uscc", pa.string()),
@@ -170,22 +171,79 @@ def test_refuses_nested_columns_it_cannot_check():
         guard(table, platform="bank", dataset="household_credit_profile")
 
 
-def test_small_cells_lose_their_loan_figures_for_gov():
-    table = pa.table({
-        "county_code": ["130123", "130124"], "coops": pa.array([1, 5], pa.int64()),
-        "coops_tier_a": pa.array([1, 2], pa.int64()),
-        "principal_active_cny": pa.array([Decimal("500000.00"), Decimal("900000.00")], pa.decimal128(18, 2)),
-        "mean_on_time_rate_12m": [0.9, 0.8],
-    })
-    out, info = export.suppress_small_cells(table, platform="gov", dataset="credit_county_summary", min_cell=3)
+# -- small cells (docs/metrics.md, Exports) ---------------------------------------------------
+COUNTY_RULES = policy.small_cell_rules("gov", "credit_county_summary", 3)
+WITH_LOANS, WITH_RATE = (p.column for p in policy.counted_in_gold(COUNTY_RULES))
+
+
+def county_table(*rows: dict) -> pa.Table:
+    """credit_county_summary rows, with the party counts the export takes from gold.coop_credit_profile."""
+    money = pa.decimal128(18, 2)
+    schema = pa.schema([("county_code", pa.string()), ("coops", pa.int64()), ("coops_tier_a", pa.int64()),
+                        ("coops_tier_b", pa.int64()), ("coops_tier_c", pa.int64()), ("coops_tier_d", pa.int64()),
+                        ("principal_active_cny", money), ("arrears_cny", money), ("mean_on_time_rate_12m", pa.float64()),
+                        (WITH_LOANS, pa.int64()), (WITH_RATE, pa.int64())])
+    return pa.Table.from_pylist(list(rows), schema=schema)
+
+
+def county(code: str, coops: int, *, with_loans: int, with_rate: int, principal="0.00", arrears="0.00",
+           rate=None) -> dict:
+    return {"county_code": code, "coops": coops, "coops_tier_a": coops, "coops_tier_b": 0, "coops_tier_c": 0,
+            "coops_tier_d": 0, "principal_active_cny": Decimal(principal), "arrears_cny": Decimal(arrears),
+            "mean_on_time_rate_12m": rate, WITH_LOANS: with_loans, WITH_RATE: with_rate}
+
+
+def test_a_county_of_three_cooperatives_and_one_borrower_keeps_that_borrowers_loans_back():
+    """Issue 26: suppressing by cooperatives exported one borrower's principal and arrears; each figure is
+    suppressed by the parties it describes."""
+    table = county_table(
+        county("130123", 3, with_loans=1, with_rate=3, principal="500000.00", arrears="1200.00", rate=0.9),
+        county("130124", 12, with_loans=8, with_rate=2, principal="900000.00", rate=0.8),
+        county("130125", 1, with_loans=0, with_rate=0),
+    )
+    out, info = policy.suppress_small_cells(table, COUNTY_RULES, min_cell=3)
     rows = {r["county_code"]: r for r in out.to_pylist()}
-    assert rows["130123"] == {"county_code": "130123", "coops": 1, "coops_tier_a": None,
-                              "principal_active_cny": None, "mean_on_time_rate_12m": None}
+    # one borrower among three cooperatives: its loan figures go, the tier counts (of 3) stay
+    assert rows["130123"]["principal_active_cny"] is None and rows["130123"]["arrears_cny"] is None
+    assert rows["130123"]["coops_tier_a"] == 3 and rows["130123"]["mean_on_time_rate_12m"] == 0.9
+    # a mean over two cooperatives' rates goes; loans of eight borrowers stay
+    assert rows["130124"]["mean_on_time_rate_12m"] is None
     assert rows["130124"]["principal_active_cny"] == Decimal("900000.00")
-    assert out.schema == table.schema
-    assert info["rows_suppressed"] == 1
-    assert export.suppress_small_cells(table, platform="gov", dataset="credit_county_summary", min_cell=1)[1] is None
-    assert export.suppress_small_cells(table, platform="bank", dataset="credit_county_summary", min_cell=3)[1] is None
+    # one cooperative: its tier counts go; its loan figures describe nobody (none borrows) and stay 0
+    assert [rows["130125"][f"coops_tier_{t}"] for t in "abcd"] == [None] * 4
+    assert rows["130125"]["principal_active_cny"] == Decimal("0.00")
+    assert out.column_names == table.column_names[:-2]  # the party counts are never exported
+    assert out.schema == table.schema.remove(table.schema.get_field_index(WITH_RATE)).remove(
+        table.schema.get_field_index(WITH_LOANS))
+    assert info["cells_suppressed"] == {"coops_tier_a": 1, "coops_tier_b": 1, "coops_tier_c": 1, "coops_tier_d": 1,
+                                        "principal_active_cny": 1, "arrears_cny": 1, "mean_on_time_rate_12m": 1}
+    assert info["rows_suppressed"] == 3 and info["min_cell"] == 3
+    assert [r["rows"] for r in info["rules"]] == [1, 1, 1]
+    assert "principal_active_cny > 0 OR arrears_cny > 0" in info["rules"][1]["null_when"]
+
+
+def test_no_rule_applies_to_the_bank_or_with_k_1_and_a_missing_count_is_refused():
+    table = county_table(county("130123", 1, with_loans=1, with_rate=1, principal="5.00"))
+    assert policy.small_cell_rules("bank", "credit_county_summary", 3) == ()
+    assert policy.small_cell_rules("gov", "credit_county_summary", 1) == ()
+    assert policy.small_cell_rules("gov", "logistics_division_daily", 3) == ()
+    assert policy.suppress_small_cells(table, (), min_cell=3) == (table, None)
+    with pytest.raises(ExportError, match=rf"need column\(s\) \['{WITH_LOANS}'\]"):
+        policy.suppress_small_cells(table.drop_columns([WITH_LOANS]), COUNTY_RULES, min_cell=3)
+
+
+def test_party_counts_join_the_rows_they_count_in_row_order():
+    table = pa.table({"county_code": ["130125", "130123", "130124", None]})
+    counts = pa.table({"county_code": ["130123", "130125"], WITH_LOANS: pa.array([2, 7], pa.int64())})
+    party = policy.counted_in_gold(COUNTY_RULES)[0]
+    out = policy.attach_counts(table, counts, party)
+    assert out.column(WITH_LOANS).to_pylist() == [7, 2, 0, 0]  # none counted: 0, which suppresses nothing
+
+
+def test_the_rules_are_described_for_the_contract_and_the_dictionary():
+    text = policy.describe_small_cells("credit_county_summary", 3)
+    assert "coops_tier_a, coops_tier_b, coops_tier_c, coops_tier_d when `coops` is 1..2" in text
+    assert policy.describe_small_cells("logistics_division_daily", 3) is None
 
 
 # -- credentials -----------------------------------------------------------------------------
@@ -200,7 +258,7 @@ def test_credentials_from_the_environment_never_show_the_secret(no_s3_env, monke
     monkeypatch.setenv("AGRILAKE_S3_ENDPOINT", "http://127.0.0.1:1")
     monkeypatch.setenv("AGRILAKE_S3_ACCESS_KEY", "AKIDEXAMPLE123456")
     monkeypatch.setenv("AGRILAKE_S3_SECRET_KEY", "s3cr3t-value-xyz")
-    target = export.resolve_target(Settings.from_env())
+    target = s3_target(Settings.from_env())
     assert (target.endpoint, target.access_key, target.source) == ("http://127.0.0.1:1", "AKIDEXAMPLE123456", "environment")
     for text in (repr(target), target.describe(), repr(Settings.from_env())):
         assert "s3cr3t-value-xyz" not in text
@@ -210,19 +268,19 @@ def test_credentials_from_the_environment_never_show_the_secret(no_s3_env, monke
 def test_half_configured_environment_credentials_are_an_error(no_s3_env, monkeypatch):
     monkeypatch.setenv("AGRILAKE_S3_ACCESS_KEY", "AKIDEXAMPLE123456")
     with pytest.raises(CredentialsMissing, match="AGRILAKE_S3_SECRET_KEY is not set"):
-        export.resolve_target(Settings.from_env())
+        s3_target(Settings.from_env())
 
 
 def test_no_credentials_at_all_says_how_to_configure_them(no_s3_env):
     with pytest.raises(CredentialsMissing, match=r"AGRILAKE_S3_CONN_ID .*`agrilake objectstore start`"):
-        export.resolve_target(Settings.from_env())
+        s3_target(Settings.from_env())
 
 
 def test_credentials_from_an_airflow_connection(no_s3_env, monkeypatch):
     monkeypatch.setenv("AGRILAKE_S3_CONN_ID", "agrilake_s3")
     monkeypatch.setenv("AIRFLOW_CONN_AGRILAKE_S3", '{"conn_type": "aws", "login": "AKIDCONN0001", '
                        '"password": "conn-secret", "extra": {"endpoint_url": "http://127.0.0.1:2", "region_name": "cn-north-1"}}')
-    target = export.resolve_target(Settings.from_env())
+    target = s3_target(Settings.from_env())
     assert (target.endpoint, target.access_key, target.secret_key, target.region) == (
         "http://127.0.0.1:2", "AKIDCONN0001", "conn-secret", "cn-north-1")
     assert target.source == "Airflow connection 'agrilake_s3'"
@@ -234,7 +292,7 @@ def test_a_failed_multipart_upload_is_aborted(tmp_path):
     from moto import mock_aws
 
     path = tmp_path / "big.bin"
-    path.write_bytes(b"x" * (11 * export.MIB))
+    path.write_bytes(b"x" * (11 * protocol.MIB))
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
         client.create_bucket(Bucket="bank")
@@ -247,8 +305,8 @@ def test_a_failed_multipart_upload_is_aborted(tmp_path):
 
         client.meta.events.register("before-parameter-build.s3.UploadPart", fail_second_part)
         with pytest.raises(ConnectionError):
-            export.upload_file(client, "bank", "ds/as_of=2024-06-30/part-00000.parquet", path,
-                               chunk_bytes=5 * export.MIB)
+            protocol.upload_file(client, "bank", "ds/as_of=2024-06-30/part-00000.parquet", path,
+                               chunk_bytes=5 * protocol.MIB)
         assert calls == [1, 2]
         assert client.list_multipart_uploads(Bucket="bank").get("Uploads", []) == []
         assert client.list_objects_v2(Bucket="bank").get("KeyCount") == 0

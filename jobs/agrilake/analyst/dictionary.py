@@ -249,10 +249,10 @@ def _silver_section(ctx: RunContext) -> Section:
 
 
 def _gold_section(ctx: RunContext) -> Section:
-    from agrilake.stages import export
+    from agrilake.delivery import policy
     from agrilake.stages.gold import suite
 
-    platforms = {d: p for p, datasets in export.PLATFORMS.items() for d in datasets}
+    platforms = {d: p for p, datasets in policy.PLATFORMS.items() for d in datasets}
     docs = []
     for name in contracts.GOLD_TABLES:
         table = ctx.contracts.gold_table(name)
@@ -263,9 +263,8 @@ def _gold_section(ctx: RunContext) -> Section:
                              rules.get(c.name, []), c.description) for c in table.columns]
         platform = platforms.get(name, "")
         exported = f"the {platform} platform (`s3://<{platform} bucket>/{name}/as_of=D/`)" if platform else "not exported"
-        if name in export.SMALL_CELLS:
-            count_col, cells = export.SMALL_CELLS[name]
-            exported += f"; rows with {count_col} below the minimum cell size get null {', '.join(cells)}"
+        if platform == "gov" and (cells := policy.describe_small_cells(name, ctx.settings.gov_min_cell)):
+            exported += f". {cells}"
         facts = [
             ("layer", "gold: one partition per as-of date, replaced whole by each run (write-audit-publish)"),
             ("description", table.description),

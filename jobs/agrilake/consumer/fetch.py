@@ -255,9 +255,11 @@ def _missing(exc) -> bool:
 
 
 def datasets(s3, bucket: str) -> list[str]:
-    """The top-level prefixes of the platform's bucket, as listed: check each with `check_dataset`."""
+    """The datasets in the platform's bucket, as listed (its top-level prefixes; `_deliveries/` and any other
+    name starting with `_` are the sender's records, not datasets): check each with `check_dataset`."""
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Delimiter="/")
-    return sorted(p["Prefix"].removesuffix("/") for page in pages for p in page.get("CommonPrefixes", []))
+    return sorted(p["Prefix"].removesuffix("/") for page in pages for p in page.get("CommonPrefixes", [])
+                  if not p["Prefix"].startswith("_"))
 
 
 def available(s3, bucket: str, dataset: str) -> list[date]:

@@ -87,15 +87,30 @@ class DQBatch:
 
 def latest_dq(ctx, table: str, partition: str = "") -> dict | None:
     """The newest validation of `table` (and partition): {run_id, suite, success, failed, validated_at}."""
+    return _validation(ctx, table, [partition])
+
+
+def dq_of_run(ctx, table: str, partitions: list[str], run_id: str) -> dict | None:
+    """The validation of `table` by the run `run_id` under any of `partitions` (its last, should it have
+    made two), shaped as latest_dq; None when that run recorded none."""
+    return _validation(ctx, table, partitions, run_id)
+
+
+def _validation(ctx, table: str, partitions: list[str], run_id: str | None = None) -> dict | None:
     from pyspark.sql import functions as F
 
     if not tables.exists(ctx, "ops", "dq_results"):
         return None
-    df = tables.read(ctx, "ops", "dq_results").where((F.col("table_name") == table) & (F.col("partition") == partition))
-    last = df.agg(F.max("validated_at").alias("t")).first()["t"]
-    if last is None:
+    df = tables.read(ctx, "ops", "dq_results").where((F.col("table_name") == table) & F.col("partition").isin(partitions))
+    if run_id is None:  # every validation ever made of it: find the newest first
+        last = df.agg(F.max("validated_at").alias("t")).first()["t"]
+        rows = [] if last is None else df.where(F.col("validated_at") == last).collect()
+    else:  # one run's: a row per expectation, a few dozen
+        rows = df.where(F.col("run_id") == run_id).collect()
+        last = max((r.validated_at for r in rows), default=None)
+        rows = [r for r in rows if r.validated_at == last]
+    if not rows:
         return None
-    rows = df.where(F.col("validated_at") == last).collect()
     failed = [
         {"expectation": r.expectation, "column": r.column_name, "severity": r.severity, "observed": r.observed}
         for r in rows if not r.success
@@ -112,7 +127,7 @@ def latest_dq(ctx, table: str, partition: str = "") -> dict | None:
 
 def gold_publication(ctx, as_of) -> dict | None:
     """The latest complete gold publication of as-of date D (ops.gold_publications): {"run_id",
-    "versions", "row_counts"}, or None when no publish of D has completed."""
+    "versions", "row_counts", "published_at"}, or None when no publish of D has completed."""
     from pyspark.sql import functions as F
 
     if not tables.exists(ctx, "ops", "gold_publications"):
@@ -120,7 +135,8 @@ def gold_publication(ctx, as_of) -> dict | None:
     row = (tables.read(ctx, "ops", "gold_publications").where(F.col("as_of_date") == F.lit(as_of))
            .orderBy(F.col("published_at").desc()).first())
     return None if row is None else {"run_id": row.run_id, "versions": dict(row.versions),
-                                     "row_counts": dict(row.row_counts)}
+                                     "row_counts": dict(row.row_counts),
+                                     "published_at": row.published_at.isoformat(timespec="seconds")}
 
 
 def record_exports(ctx, rows: list[dict]) -> None:

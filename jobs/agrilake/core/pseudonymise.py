@@ -19,13 +19,14 @@ import hmac
 import logging
 from urllib.parse import urlparse
 
+from agrilake.core.credentials import CredentialsMissing, airflow_connection
 from agrilake.core.settings import DEMO_PSEUDO_KEY, Settings
 
 log = logging.getLogger(__name__)
 
 
-class MissingSecret(RuntimeError):
-    pass
+class MissingSecret(CredentialsMissing):
+    """No pseudonymisation key was configured; the message says how to give one."""
 
 
 class KeyMismatch(RuntimeError):
@@ -54,9 +55,7 @@ def resolve_key(settings: Settings) -> str:
         return settings.pseudo_key
     conn_id = settings.pseudo_key_conn_id
     if conn_id:
-        from airflow.sdk import BaseHook
-
-        password = BaseHook.get_connection(conn_id).password
+        password = airflow_connection(conn_id).password
         if password:
             return password
         raise MissingSecret(f"Airflow connection {conn_id!r} has no password: put the pseudonymisation key there")

@@ -9,6 +9,7 @@ export never needs the code that runs that server.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,12 +57,22 @@ def s3_client(target: S3Target, *, max_attempts: int = 5, connect_timeout: float
         read_timeout=read_timeout,
         user_agent_extra=f"agrilake/{__version__}",
     )
-    # A private session: nothing from ~/.aws or AWS_* variables may leak into which identity is used.
-    session = boto3.session.Session()
-    return session.client(
-        "s3", endpoint_url=target.endpoint, region_name=target.region, config=config,
-        aws_access_key_id=target.access_key, aws_secret_access_key=target.secret_key,
-    )
+    global _SESSION
+    # A private session (not boto3's default one), and every client is given its identity: nothing from
+    # ~/.aws or AWS_* variables may leak into which identity is used. One session for all clients: a
+    # new one builds botocore's S3 client class again (0.5-1 s each time); sessions are not
+    # thread-safe, so clients are made one at a time.
+    with _SESSION_LOCK:
+        if _SESSION is None:
+            _SESSION = boto3.session.Session()
+        return _SESSION.client(
+            "s3", endpoint_url=target.endpoint, region_name=target.region, config=config,
+            aws_access_key_id=target.access_key, aws_secret_access_key=target.secret_key,
+        )
+
+
+_SESSION = None
+_SESSION_LOCK = threading.Lock()
 
 
 def local_store_target(root: str | Path, identity: str, region: str) -> S3Target:

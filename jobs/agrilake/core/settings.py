@@ -116,8 +116,16 @@ class Settings:
                                       "`agrilake fetch`: most that the files of one delivery may add up to (MiB).",
                                       default=20480)
     gov_min_cell: int = _var("AGRILAKE_GOV_MIN_CELL",
-                             "Gov rows aggregating fewer cooperatives than this have their loan figures suppressed.",
-                             default=3)
+                             "K: a gov figure describing 1..K-1 parties (cooperatives, borrowers) is exported as null "
+                             "(docs/metrics.md); 1 turns it off.", default=3)
+    # A lease in the platform's bucket (agrilake.delivery.lock): renewed every TTL/3 while its export runs.
+    export_lock_ttl_s: int = _var("AGRILAKE_EXPORT_LOCK_TTL",
+                                  "An export's lock on a platform and date lapses this long (s) after its last renewal "
+                                  "(a holder on another machine that died); one on this machine is taken over at once.",
+                                  default=120)
+    export_lock_wait_s: int = _var("AGRILAKE_EXPORT_LOCK_WAIT",
+                                   "How long (s) an export waits for another export of the same platform and date.",
+                                   default=3600)
     task_retries: int = _var("AGRILAKE_TASK_RETRIES",
                              "Airflow retries per task (exponential backoff from 1 minute); 0: a failure is final.",
                              default=2)

@@ -321,11 +321,9 @@ def ensure_spark_connection(master: str) -> None:
     import json
     import os
 
-    from airflow.sdk import BaseHook
+    from agrilake.core.credentials import has_airflow_connection
 
-    try:
-        BaseHook.get_connection(SPARK_CONN_ID)
-    except Exception:  # noqa: BLE001 - Airflow raises its own not-found types across versions
+    if not has_airflow_connection(SPARK_CONN_ID):
         os.environ[f"AIRFLOW_CONN_{SPARK_CONN_ID.upper()}"] = json.dumps({"conn_type": "spark", "host": master})
 
 

@@ -10,11 +10,11 @@ Generated, never written by hand, from what the pipeline itself runs on:
   range or a pattern -> `logicalTypeOptions`, a range under a condition -> a SQL rule. `critical`
   rules are errors, `warning` ones warnings; the key is the primary key (unique, not null).
 
-Published beside every manifest as `<prefix>_contract.yaml`, its `servers` entry pointing at that
-delivery's Parquet parts; the manifest names its version and SHA-256. The contracts as last
-released are kept in schemas/contracts/ (`agrilake contract --write schemas/contracts`): a test
-fails when a column is removed, renamed or retyped without a major version bump, or added without
-a minor one.
+Published beside every manifest as `<prefix>_contract-<digest>.yaml`, its `servers` entry pointing
+at exactly that delivery's Parquet parts; the manifest names its key, version and SHA-256. The
+contracts as last released are kept in schemas/contracts/ (`agrilake contract --write
+schemas/contracts`): a test fails when a column is removed, renamed or retyped without a major
+version bump, or added without a minor one.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from agrilake.delivery.policy import describe_small_cells
 
 API_VERSION = "v3.1.0"
 CONTRACT_FILE = "_contract.yaml"
@@ -56,7 +58,7 @@ def types(spark_type: str) -> dict[str, Any]:
         logical, physical = _SCALARS[m[1]]
         return {"logicalType": "array", "physicalType": "array",
                 "items": {"logicalType": logical, "physicalType": physical}}
-    raise ContractError(f"no ODCS type for the gold type {spark_type!r}: extend agrilake.stages.datacontract")
+    raise ContractError(f"no ODCS type for the gold type {spark_type!r}: extend agrilake.delivery.contract")
 
 
 def _condition_sql(cond: dict[str, Any]) -> str:
@@ -127,16 +129,20 @@ def version_of(contracts, dataset: str) -> str:
     return version
 
 
-def generate(contracts, suites_dir: Path, platform: str, dataset: str, *, server: dict[str, Any] | None = None
-             ) -> dict[str, Any]:
+def generate(contracts, suites_dir: Path, platform: str, dataset: str, *, server: dict[str, Any] | None = None,
+             min_cell: int = 3) -> dict[str, Any]:
     """The ODCS v3 contract of `dataset` as delivered to `platform`; `server`: the delivery's location
-    (`servers` entry), absent in the released copy."""
+    (`servers` entry), absent in the released copy; `min_cell`: the gov small-cell threshold K."""
     from agrilake.core.quality import load_suite
 
     table = contracts.gold_table(dataset)
     columns = [c.name for c in table.columns]
     fields, per_column, table_rules = _rules(load_suite(suites_dir, f"gold_{dataset}"), columns)
     partition_by = table.extra.get("partition_by")
+    limitations = "Rows are the gold partition of D as published (a rerun of D replaces the delivery whole)."
+    small_cells = describe_small_cells(dataset, min_cell) if platform == "gov" else None
+    if small_cells:
+        limitations += " " + small_cells
     properties = []
     for c in table.columns:
         prop: dict[str, Any] = {"name": c.name, **types(c.type), "description": c.description}
@@ -167,11 +173,7 @@ def generate(contracts, suites_dir: Path, platform: str, dataset: str, *, server
             "usage": ("One delivery per as-of date D under <dataset>/as_of=D/: Parquet parts and _manifest.json, "
                       "written last, listing every part with its size and SHA-256. Trust a delivery only when the "
                       "manifest is there and every part matches it (`agrilake fetch` does this)."),
-            "limitations": ("Rows are the gold partition of D as published (a rerun of D replaces the delivery "
-                            "whole). gov: county rows over fewer than 3 cooperatives have their loan figures "
-                            "nulled (the manifest's disclosure_control says how many)."
-                            if platform == "gov" else
-                            "Rows are the gold partition of D as published (a rerun of D replaces the delivery whole)."),
+            "limitations": limitations,
         },
         "schema": [{
             "name": dataset,
@@ -202,9 +204,10 @@ def generate(contracts, suites_dir: Path, platform: str, dataset: str, *, server
     return doc
 
 
-def server_for(platform: str, bucket: str, prefix: str, endpoint: str | None) -> dict[str, Any]:
-    """The `servers` entry of one delivery: its parts, on the platform's bucket."""
-    server = {"server": platform, "type": "s3", "format": "parquet", "location": f"s3://{bucket}/{prefix}*.parquet",
+def server_for(platform: str, bucket: str, parts: str, endpoint: str | None) -> dict[str, Any]:
+    """The `servers` entry of one delivery: `parts`, the key glob of exactly its Parquet parts (the
+    previous delivery's parts may still be under the same prefix for a moment), on the platform's bucket."""
+    server = {"server": platform, "type": "s3", "format": "parquet", "location": f"s3://{bucket}/{parts}",
               "description": "this delivery's Parquet parts (trust them only as listed in _manifest.json)"}
     if endpoint:
         server["endpointUrl"] = endpoint
@@ -269,7 +272,7 @@ def released_dir(contracts) -> Path:
 def main(argv: list[str] | None = None) -> int:
     from agrilake.core.contracts import load
     from agrilake.core.settings import get_settings
-    from agrilake.stages.export import PLATFORMS
+    from agrilake.delivery.policy import PLATFORMS
 
     parser = argparse.ArgumentParser(prog="agrilake contract", description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", type=Path, metavar="DIR", help="write <dataset>.odcs.yaml per exported dataset")
@@ -281,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = []
     for platform, datasets in PLATFORMS.items():
         for dataset in datasets:
-            doc = generate(contracts, s.expectations_dir, platform, dataset)
+            doc = generate(contracts, s.expectations_dir, platform, dataset, min_cell=s.gov_min_cell)
             validate(doc)
             if args.write:
                 args.write.mkdir(parents=True, exist_ok=True)
