@@ -169,12 +169,16 @@ def _merge_held(ctx: RunContext, ledger) -> None:
     from delta.tables import DeltaTable
 
     target = DeltaTable.forPath(ctx.spark, tables.path(ctx, "ops", "silver_ledger"))
-    (target.alias("t").merge(ledger.alias("s"), "t.outcome = 'held' AND t.feed = s.feed AND "
-                             "t._file_sha256 = s._file_sha256 AND t._line = s._line")
-     .whenMatchedUpdate(set={"outcome": "s.outcome", "reason": "s.reason", "detail": "s.detail",
-                             "held_since": "coalesce(t.held_since, s.held_since)", "updated_at": "s.updated_at",
-                             "run_id": "s.run_id"})
-     .whenNotMatchedInsertAll().execute())
+    merge = (target.alias("t").merge(ledger.alias("s"), "t.outcome = 'held' AND t.feed = s.feed AND "
+                                     "t._file_sha256 = s._file_sha256 AND t._line = s._line")
+             .whenMatchedUpdate(set={"outcome": "s.outcome", "reason": "s.reason", "detail": "s.detail",
+                                     "held_since": "coalesce(t.held_since, s.held_since)",
+                                     "updated_at": "s.updated_at", "run_id": "s.run_id"})
+             .whenNotMatchedInsertAll())
+    # Every silver domain writes the ledger: under a scheduler two domains' runs commit side by side, and
+    # this MERGE reads the whole table, so another domain's append conflicts with it (the same MERGE on
+    # the new snapshot is right: nothing of the failed attempt was committed).
+    tables.retrying("MERGE into ops.silver_ledger", merge.execute)
 
 
 def silver_suite(ctx: RunContext, table: str, context: dict) -> list[dict]:
