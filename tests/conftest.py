@@ -68,7 +68,7 @@ def ctx(session_ctx, lakehouse):
 # The longest files first (figures: `--durations` of the suite). Workers take whole files in collection
 # order (run_tests.sh: --no-loadscope-reorder), so a long file collected last would run alone at the
 # end while the other worker idles.
-LONGEST_FIRST = ("test_scheduler_catchup.py", "test_defects_end_to_end.py", "test_silver.py", "test_bronze.py",
+LONGEST_FIRST = ("test_scheduler_catchup.py", "test_deliveries.py", "test_defects_end_to_end.py", "test_silver.py", "test_bronze.py",
                  "test_spark_cluster.py", "test_concurrent_runs.py",
                  "test_chain_dags.py", "test_wheel.py", "test_gold_credit.py", "test_gold_delta.py", "test_doctor_dag.py",
                  "test_export.py", "test_sql_endpoint.py", "test_catalog.py", "test_airflow_server.py")

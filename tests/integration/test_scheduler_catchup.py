@@ -37,7 +37,14 @@ from agrilake.stages import pipeline
 from tests.integration import test_airflow_server
 from tests.integration.test_deliveries import LATE_IDS, _age, _digest, _run
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # ~35 Airflow tasks, each its own Spark JVM: 8-15 minutes on two idle cores, more than the whole suite's
+    # budget. Run on purpose: AGRILAKE_SCHEDULER_TEST=1 bash infra/run_tests.sh tests/integration/test_scheduler_catchup.py
+    pytest.mark.skipif(os.environ.get("AGRILAKE_SCHEDULER_TEST") != "1",
+                       reason="AGRILAKE_SCHEDULER_TEST=1 is not set: the real-scheduler catchup (~35 Spark tasks, "
+                              "8-15 min) runs only when asked, outside the 15-minute suite"),
+]
 
 D1 = date(2026, 11, 1)
 D2, D3 = D1 + timedelta(days=1), D1 + timedelta(days=2)
