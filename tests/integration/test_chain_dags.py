@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from agrilake import cli
+from agrilake.core import deliveries
 from agrilake.core.contracts import packaged
 from agrilake.core.pseudonymise import key_pads, person_key
 from agrilake.orchestration.tasks import pipeline_dag_ids
@@ -48,6 +49,9 @@ def test_the_chain_through_airflow(airflow_env, spark, store, tmp_path):
     _drop(landing, "coop_members", D1, "members.csv",
           _csv(members, [member_row("C1", valid_ric())]) + f"{bad_line}\n".encode())
     _drop(landing, "coop_sales", D1, "sales.jsonl", sales_jsonl([{"sale_id": "S1", "coop_id": "C1"}]))
+    # the postal network and the bank have nothing to deliver on D1, and say so (else gold of D1 waits for them)
+    for system in ("postal", "bank"):
+        deliveries.write_marker(str(landing), system, D1, "nothing on the chain test's day")
     # the DAGs' tasks run in a process of their own: the environment is their input
     env = {"AGRILAKE_LANDING": str(landing), "AGRILAKE_LAKEHOUSE": str(lake)}
     # Every DAG of a delivery date (what `make run` drives), in the order their Assets schedule them,

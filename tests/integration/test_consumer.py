@@ -123,7 +123,7 @@ MIB = 1 << 20
 UP = ".." + "/"  # spelt apart: tests/unit/test_docs.py flags every path leaving the repository
 
 
-def _manifest(dataset: str, day: date, *files: dict, **fields) -> bytes:
+def _hostile_manifest(dataset: str, day: date, *files: dict, **fields) -> bytes:
     """A manifest of the exporter's shape (version 1), as a hostile sender could write it."""
     prefix = f"{dataset}/as_of={day}/"
     files = files or ({"key": prefix + "part-00000.parquet", "size": 10, "sha256": "ab" * 32, "rows": 1},)
@@ -156,34 +156,34 @@ def test_a_hostile_bucket_is_refused_dataset_by_dataset_and_the_local_copy_kept(
     D = D1
     planted: dict[str, tuple[bytes, str]] = {
         # what each dataset's manifest says, and the reason code fetch must refuse it with
-        "coop_credit_profile": (_manifest("coop_credit_profile", D, row_count=0, files=[]), "EMPTY"),
-        "Bad Name!": (_manifest("Bad Name!", D), "BAD_DATASET_NAME"),
-        "hostile_escape": (_manifest("hostile_escape", D, _part("hostile_escape", D, UP * 4 + "outside/x.parquet")),
+        "coop_credit_profile": (_hostile_manifest("coop_credit_profile", D, row_count=0, files=[]), "EMPTY"),
+        "Bad Name!": (_hostile_manifest("Bad Name!", D), "BAD_DATASET_NAME"),
+        "hostile_escape": (_hostile_manifest("hostile_escape", D, _part("hostile_escape", D, UP * 4 + "outside/x.parquet")),
                            "UNSAFE_NAME"),
-        "hostile_dot": (_manifest("hostile_dot", D, _part("hostile_dot", D, ".")), "UNSAFE_NAME"),
-        "hostile_dotdot": (_manifest("hostile_dotdot", D, {"name": "..", "size": 1, "sha256": "ab" * 32}),
+        "hostile_dot": (_hostile_manifest("hostile_dot", D, _part("hostile_dot", D, ".")), "UNSAFE_NAME"),
+        "hostile_dotdot": (_hostile_manifest("hostile_dotdot", D, {"name": "..", "size": 1, "sha256": "ab" * 32}),
                            "UNSAFE_NAME"),
-        "hostile_empty_name": (_manifest("hostile_empty_name", D, {"name": "", "size": 1, "sha256": "ab" * 32}),
+        "hostile_empty_name": (_hostile_manifest("hostile_empty_name", D, {"name": "", "size": 1, "sha256": "ab" * 32}),
                                "UNSAFE_NAME"),
-        "hostile_absolute": (_manifest("hostile_absolute", D, {"name": str(outside / "x.parquet"), "size": 1,
+        "hostile_absolute": (_hostile_manifest("hostile_absolute", D, {"name": str(outside / "x.parquet"), "size": 1,
                                                                "sha256": "ab" * 32}), "UNSAFE_NAME"),
-        "hostile_backslash": (_manifest("hostile_backslash", D, _part("hostile_backslash", D, "..\\x.parquet")),
+        "hostile_backslash": (_hostile_manifest("hostile_backslash", D, _part("hostile_backslash", D, "..\\x.parquet")),
                               "UNSAFE_NAME"),
-        "hostile_hidden_part": (_manifest("hostile_hidden_part", D, _part("hostile_hidden_part", D, "_x.parquet")),
+        "hostile_hidden_part": (_hostile_manifest("hostile_hidden_part", D, _part("hostile_hidden_part", D, "_x.parquet")),
                                 "UNSAFE_NAME"),
         "hostile_list": (b"[1, 2, 3]", "BAD_MANIFEST"),
         "hostile_not_json": (b"\xff{not json", "BAD_MANIFEST"),
         "hostile_nan": (b'{"manifest_version": 1, "row_count": NaN}', "BAD_MANIFEST"),
-        "hostile_no_size": (_manifest("hostile_no_size", D, _part("hostile_no_size", D, "p.parquet", size=None)),
+        "hostile_no_size": (_hostile_manifest("hostile_no_size", D, _part("hostile_no_size", D, "p.parquet", size=None)),
                             "BAD_MANIFEST"),
-        "hostile_version": (_manifest("hostile_version", D, manifest_version=99), "BAD_MANIFEST"),
-        "hostile_rows_no_parts": (_manifest("hostile_rows_no_parts", D, row_count=25, files=[]), "NO_PARTS"),
-        "hostile_huge_file": (_manifest("hostile_huge_file", D, _part("hostile_huge_file", D, "p.parquet",
+        "hostile_version": (_hostile_manifest("hostile_version", D, manifest_version=99), "BAD_MANIFEST"),
+        "hostile_rows_no_parts": (_hostile_manifest("hostile_rows_no_parts", D, row_count=25, files=[]), "NO_PARTS"),
+        "hostile_huge_file": (_hostile_manifest("hostile_huge_file", D, _part("hostile_huge_file", D, "p.parquet",
                                                                        size=5 * MIB)), "TOO_LARGE"),
-        "hostile_huge_total": (_manifest("hostile_huge_total", D, *[
+        "hostile_huge_total": (_hostile_manifest("hostile_huge_total", D, *[
             _part("hostile_huge_total", D, f"p{i}.parquet", size=900 * 1024) for i in range(3)], row_count=3),
             "TOO_LARGE"),
-        "hostile_longer": (_manifest("hostile_longer", D, _part("hostile_longer", D, "p.parquet", size=100)),
+        "hostile_longer": (_hostile_manifest("hostile_longer", D, _part("hostile_longer", D, "p.parquet", size=100)),
                            "MISMATCH"),
     }
     # the one object behind a manifest: 3 MiB where the manifest says 100 bytes (never downloaded whole)

@@ -39,6 +39,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 
 MANIFEST = "_manifest.json"
 MANIFEST_VERSIONS = (1, 2)  # what this reader understands: each version's files are listed as below
@@ -425,12 +426,21 @@ def warn(dataset: object, as_of: date | None, reason: str, message: str) -> None
           "if any, is kept", file=sys.stderr)
 
 
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name) or ""
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a whole number") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from agrilake.core.settings import Settings
-
-    s = Settings.from_env()
+    # A platform's client shares nothing with the pipeline (its bugs would be shared): its two settings are
+    # read here, with the defaults the configuration reference documents (core/settings.py).
+    s = SimpleNamespace(fetch_max_file_mb=_env_int("AGRILAKE_FETCH_MAX_FILE_MB", 2048),
+                        fetch_max_delivery_mb=_env_int("AGRILAKE_FETCH_MAX_DELIVERY_MB", 20480))
     parser = argparse.ArgumentParser(prog="agrilake fetch", description=__doc__.split("\n\n")[0],
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
