@@ -176,7 +176,9 @@ def test_a_late_file_counts_from_the_next_date_and_the_past_stays(scenario, spar
     # what the operator sees: lineage marks the file late, status shows every date published
     from agrilake.analyst import lineage, status
 
-    text = lineage.render(lineage.lineage(ctx, "coop_credit_profile", D3))
+    # by path, not through the session catalog: the test run's one session serves other lakehouses too, and
+    # registering this one's tables there would make later tests in the session read them
+    text = lineage.render(lineage.lineage(ctx, "coop_credit_profile", D3, read=lineage.by_path))
     assert f"{late.name}" in text and f"LATE (counted from {D3})" in text
     rows = {r["date"]: r for r in status.collect(ctx, D1, D3)}
     assert all(rows[d.isoformat()]["gold"].startswith("published") for d in (D1, D2, D3))

@@ -67,6 +67,11 @@ def test_nothing_recorded_builds_nothing():
     assert plan.build == [] and "has been recorded yet" in plan.waiting[D[0]]
 
 
+def test_a_date_before_the_first_delivery_is_not_published_empty():
+    plan = deliveries.plan_dates([D[0]], set(), rows(coop=[(2, "delivered")], bank=[(2, "delivered")]), CAL)
+    assert plan.build == [] and "before the first delivery" in plan.waiting[D[0]]
+
+
 def test_a_late_file_counts_from_the_day_after_the_newest_publication():
     assert deliveries.availability(D[1], set()) == D[1]
     assert deliveries.availability(D[3], {D[0], D[1]}) == D[3]

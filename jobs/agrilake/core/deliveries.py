@@ -238,7 +238,11 @@ def plan_dates(requested: list[date], published: set[date], rows: list, calendar
         if d in published:  # a rerun: its deliveries were judged when it was first published, and it is exact
             out.build.append(d)
             continue
-        if first is None:
+        if first is not None and d < first:  # nothing is known of it: an empty day must not be published
+            out.waiting[d] = (f"it is before the first delivery of any daily system ({first}): nothing is known "
+                              "of it")
+            out.missing[d] = [f"{s}:{d}" for s in daily]
+        elif first is None:
             out.waiting[d] = ("no delivery of " + ", ".join(daily) + " has been recorded yet: run the ingest (agrilake "
                               "ingest --date D, or the ingest DAGs) first")
             out.missing[d] = [f"{s}:{d}" for s in daily]
